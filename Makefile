@@ -1,0 +1,51 @@
+# perfstats.profiler — developer entry points.
+#   make demo   a demo playbook profiled on localhost (fresh machine: needs only Python and pip)
+#   make test   ruff, ansible-test sanity, unit and integration tests
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+BUILD := build
+COLLECTIONS := $(BUILD)/collections
+VERSION := $(shell sed -n 's/^version: *//p' galaxy.yml)
+TARBALL := $(BUILD)/perfstats-profiler-$(VERSION).tar.gz
+
+.PHONY: demo test lint sanity unit integration collection bench matrix clean
+
+$(BIN)/.installed: requirements/run.txt requirements/dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements/dev.txt
+	touch $@
+
+venv: $(BIN)/.installed
+
+collection: $(BIN)/.installed
+	rm -rf $(BUILD)/ansible_collections_build $(COLLECTIONS)
+	mkdir -p $(BUILD)
+	$(BIN)/ansible-galaxy collection build --force --output-path $(BUILD) .
+	$(BIN)/ansible-galaxy collection install --force --offline -p $(COLLECTIONS) $(TARBALL)
+
+demo: collection
+	cd demo && ANSIBLE_CONFIG=ansible.cfg ANSIBLE_COLLECTIONS_PATH=$(CURDIR)/$(COLLECTIONS) \
+		PERFSTATS_OUTPUT_DIR=$(CURDIR)/demo/output $(CURDIR)/$(BIN)/ansible-playbook site.yml
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+sanity: $(BIN)/.installed
+	$(BIN)/python tests/sanity/run_sanity.py
+
+unit: $(BIN)/.installed
+	$(BIN)/python -m pytest tests/unit
+
+integration: $(BIN)/.installed
+	$(BIN)/python -m pytest tests/integration
+
+test: $(BIN)/.installed
+	$(MAKE) lint
+	$(MAKE) sanity
+	$(BIN)/python -m pytest tests/unit tests/integration
+
+clean:
+	rm -rf $(BUILD) demo/output tests/output

@@ -1,0 +1,181 @@
+"""Integration harness: run real ansible-playbook with this collection.
+
+The collection is built from the working tree and installed into a temporary
+collections path once per test session; each run gets its own directory with
+an ansible.cfg, an inventory, the playbook and an output directory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+CALLBACK = "perfstats.profiler.profile_resources"
+
+
+def perfstats_groups() -> set[str]:
+    """Every cgroup directory on the machine whose name starts with perfstats."""
+    found: set[str] = set()
+    if not CGROUP_ROOT.is_dir():
+        return found
+    for top, dirs, _files in os.walk(CGROUP_ROOT):
+        for name in dirs:
+            if name.startswith("perfstats"):
+                found.add(os.path.join(top, name))
+    return found
+
+
+def install_collection(dest: Path) -> Path:
+    """Build the collection tarball from the checkout and install it under dest."""
+    build = dest / "dist"
+    build.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        [str(BIN / "ansible-galaxy"), "collection", "build", "--force", "--output-path", str(build), str(REPO)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    tarball = next(build.glob("perfstats-profiler-*.tar.gz"))
+    collections = dest / "collections"
+    subprocess.run(
+        [str(BIN / "ansible-galaxy"), "collection", "install", "--force", "--offline", "-p", str(collections), str(tarball)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return collections
+
+
+@dataclass
+class Run:
+    rc: int
+    stdout: str
+    stderr: str
+    workdir: Path
+    output_dir: Path
+
+    def run_dirs(self) -> list[Path]:
+        if not self.output_dir.is_dir():
+            return []
+        return sorted(p for p in self.output_dir.iterdir() if p.is_dir())
+
+    @property
+    def run_dir(self) -> Path:
+        dirs = self.run_dirs()
+        assert len(dirs) == 1, "expected one run directory, found %s\nstdout:\n%s\nstderr:\n%s" % (dirs, self.stdout, self.stderr)
+        return dirs[0]
+
+    def records(self) -> list[dict[str, Any]]:
+        path = self.run_dir / "records.jsonl"
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+    def tasks(self) -> dict[str, dict[str, Any]]:
+        return {r["task_name"]: r for r in self.records() if r["scope"] == "task"}
+
+    def summary(self) -> dict[str, Any]:
+        return json.loads((self.run_dir / "summary.json").read_text())
+
+    def normalized(self, text: str) -> str:
+        """Text with this run's own directory replaced, to compare two runs."""
+        return text.replace(str(self.workdir), "<workdir>")
+
+    def before_recap(self) -> str:
+        """stdout up to (not including) the profiler's recap, normalized."""
+        marker = self.stdout.find("PERFSTATS RECAP")
+        text = self.stdout if marker < 0 else self.stdout[: self.stdout.rfind("\n", 0, marker - 1) + 1]
+        return self.normalized(text)
+
+
+@dataclass
+class Harness:
+    collections: Path
+    base: Path
+    counter: int = 0
+    env: dict[str, str] = field(default_factory=dict)
+
+    def run(
+        self,
+        playbook: str,
+        *,
+        enabled: bool = True,
+        settings: dict[str, str] | None = None,
+        env: dict[str, str] | None = None,
+        args: list[str] | None = None,
+        inventory: str | None = None,
+        stdout_callback: str | None = None,
+        files: dict[str, str] | None = None,
+        timeout: float = 600,
+        command: str = "ansible-playbook",
+        background: bool = False,
+    ) -> Run | tuple[subprocess.Popen, Path, Path]:
+        """Run a playbook text; ``settings`` go to [callback_profile_resources]."""
+        self.counter += 1
+        workdir = self.base / ("run%03d" % self.counter)
+        workdir.mkdir(parents=True)
+        output_dir = workdir / "perfstats-out"
+        (workdir / "site.yml").write_text(textwrap.dedent(playbook))
+        (workdir / "inventory.ini").write_text(
+            inventory or "localhost ansible_connection=local ansible_python_interpreter={{ ansible_playbook_python }}\n"
+        )
+        for name, text in (files or {}).items():
+            target = workdir / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(textwrap.dedent(text))
+        lines = ["[defaults]", "inventory = inventory.ini", "retry_files_enabled = false", "interpreter_python = auto_silent"]
+        if enabled:
+            lines += ["callbacks_enabled = %s" % CALLBACK, "callback_whitelist = %s" % CALLBACK]
+        if stdout_callback:
+            lines.append("stdout_callback = %s" % stdout_callback)
+        lines += ["", "[callback_profile_resources]", "output_dir = %s" % output_dir]
+        for key, value in (settings or {}).items():
+            lines.append("%s = %s" % (key, value))
+        (workdir / "ansible.cfg").write_text("\n".join(lines) + "\n")
+        run_env = {k: v for k, v in os.environ.items() if not k.startswith(("ANSIBLE_", "PERFSTATS_"))}
+        run_env.update(
+            ANSIBLE_CONFIG=str(workdir / "ansible.cfg"),
+            ANSIBLE_COLLECTIONS_PATH=str(self.collections),
+            ANSIBLE_LOCAL_TEMP=str(workdir / "tmp"),
+            ANSIBLE_NOCOLOR="1",
+            ANSIBLE_FORCE_COLOR="0",
+            PYTHONWARNINGS="ignore",
+        )
+        run_env.update(self.env)
+        run_env.update(env or {})
+        cmd = [str(BIN / command), "site.yml", *(args or [])]
+        if background:
+            proc = subprocess.Popen(cmd, cwd=workdir, env=run_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            return proc, workdir, output_dir
+        done = subprocess.run(cmd, check=False, cwd=workdir, env=run_env, capture_output=True, text=True, timeout=timeout)
+        return Run(done.returncode, done.stdout, done.stderr, workdir, output_dir)
+
+
+def python_burn(seconds: float) -> str:
+    """A command task burning ``seconds`` of CPU in one process."""
+    return textwrap.dedent(
+        """\
+        ansible.builtin.command:
+          argv:
+            - "{{ ansible_playbook_python }}"
+            - -c
+            - |
+              import time
+              end = time.process_time() + %s
+              while time.process_time() < end:
+                  pass
+        """
+        % seconds
+    )
+
+
+def cleanup_dir(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
