@@ -57,9 +57,11 @@ options:
         key: backend
   base_group:
     description:
-      - A cgroup path (as seen inside each hierarchy, for example C(/perfstats.slice/ansible)) prepared
-        by an administrator or by the P(perfstats.profiler.controller#role) role, beneath which run
-        groups are created instead of beneath the controller's own group.
+      - A cgroup group prepared by an administrator or by the P(perfstats.profiler.controller#role) role,
+        beneath which run groups are created instead of beneath the controller's own group.
+      - An absolute path (for example C(/perfstats.slice/ansible)) is taken from the root of each
+        hierarchy; a relative one (for example C(perfstats-base)) beneath the controller's own group in
+        each hierarchy.
       - A base group that does not exist or cannot be used gives a warning and the controller's own
         group is used.
     type: str

@@ -677,9 +677,19 @@ class Plan(
 
 def _parent_dir(hierarchy, base):
     # type: (Hierarchy, Optional[str]) -> Optional[str]
-    if base:
+    """Where run groups go: the own group, or a base group.
+
+    An absolute ``base`` is a path from each hierarchy's root; a relative one
+    is taken beneath the process's own group in each hierarchy (which may
+    differ between hierarchies).
+    """
+    if not base:
+        return hierarchy.own_dir
+    if base.startswith("/"):
         return os.path.normpath(hierarchy.mountpoint + "/" + base.strip("/"))
-    return hierarchy.own_dir
+    if hierarchy.own_dir is None:
+        return None
+    return os.path.normpath(os.path.join(hierarchy.own_dir, base))
 
 
 def _writable_dir(path):

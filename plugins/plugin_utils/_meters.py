@@ -78,6 +78,10 @@ class CgroupMeter:
     def pids_peak(self) -> int | None:
         return self._pids.pids_peak() if self.pids_exact and self._pids is not None else None
 
+    def read(self) -> tuple[CpuTimes | None, int | None, int | None]:
+        """CPU, memory and PIDs now, for one sample."""
+        return self.cpu(), self.memory(), self.pids()
+
 
 class ProcessTreeMeter:
     """Metrics of a process and its descendants, sampled through psutil.
@@ -103,25 +107,29 @@ class ProcessTreeMeter:
         except psutil.Error:
             return [self._root]
 
-    def cpu(self) -> CpuTimes | None:
+    def read(self) -> tuple[CpuTimes | None, int | None, int | None]:
+        """CPU, memory and PIDs of the tree from one walk of it."""
         user = system = 0.0
+        rss = 0
+        count = 0
         for proc in self._tree():
             try:
-                times = proc.cpu_times()
+                with proc.oneshot():
+                    times = proc.cpu_times()
+                    size = proc.memory_info().rss
             except psutil.Error:
                 continue
             user += times.user + getattr(times, "children_user", 0.0)
             system += times.system + getattr(times, "children_system", 0.0)
-        return CpuTimes(user, system, user + system)
+            rss += size
+            count += 1
+        return CpuTimes(user, system, user + system), rss, count
+
+    def cpu(self) -> CpuTimes | None:
+        return self.read()[0]
 
     def memory(self) -> int | None:
-        total = 0
-        for proc in self._tree():
-            try:
-                total += proc.memory_info().rss
-            except psutil.Error:
-                continue
-        return total
+        return self.read()[1]
 
     def memory_peak(self) -> int | None:
         return None

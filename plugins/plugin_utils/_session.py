@@ -34,6 +34,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
+from typing import Mapping as _Mapping
 
 from ansible_collections.perfstats.profiler.plugins.module_utils._cgroups import (
     CPU,
@@ -58,7 +59,7 @@ from ansible_collections.perfstats.profiler.plugins.plugin_utils._meters import 
 
 SCHEMA_VERSION = 1
 RUN_GROUP_PREFIX = GROUP_PREFIX + "-run-"
-Record = Mapping[str, Any]
+Record = _Mapping[str, Any]  # typing's alias: subscriptable at run time on Python 3.8
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,7 @@ class _Window:
     start: float
     mono: float
     cpu0: CpuTimes | None
+    own0: float = 0.0
     groups: list[GroupDir] = field(default_factory=list)
     meter: Any = None
     cpu_pct_max: float = 0.0
@@ -140,6 +142,7 @@ class Session:
         self._max_mem_sampled = 0
         self._max_pids_sampled = 0
         self._samples = 0
+        self._own_cpu = 0.0
         self._finished = False
         self._cleaned = False
         self._baseline_rss: int | None = None
@@ -262,6 +265,7 @@ class Session:
             start=time.time(),
             mono=time.monotonic(),
             cpu0=self._run_meter.cpu(),
+            own0=self._own_cpu,
             groups=list(groups.values()),
         )
         window.meter = self._window_meter(groups)
@@ -312,7 +316,7 @@ class Session:
             window = self._window
             if window is None or window.uuid != uuid:
                 return
-            window.hosts.setdefault(host, {"start": time.time(), "cpu0": self._run_meter.cpu(), "status": None, "items": 0})
+            window.hosts.setdefault(host, {"start": time.time(), "status": None, "items": 0})
 
     def host_result(self, uuid: str, host: str, status: str, item: bool = False) -> Record | None:
         """A host's result (or one loop item's) arrived: emit what is known of it.
@@ -325,7 +329,7 @@ class Session:
             if window is None or window.uuid != uuid or self._finished:
                 return None
             now = time.time()
-            entry = window.hosts.setdefault(host, {"start": window.start, "cpu0": window.cpu0, "status": None, "items": 0})
+            entry = window.hosts.setdefault(host, {"start": window.start, "status": None, "items": 0})
             if item:
                 entry["items"] += 1
                 window.items += 1
@@ -348,9 +352,21 @@ class Session:
         self._emit(frozen)
         return frozen
 
+    def _net(self, cpu: CpuTimes | None, since: CpuTimes | None, own_since: float) -> CpuTimes | None:
+        """CPU used since ``since``, less what the sampler itself used meanwhile."""
+        if cpu is None or since is None:
+            return None
+        delta = cpu.minus(since)
+        own = max(0.0, self._own_cpu - own_since)
+        if own <= 0.0 or delta.total <= 0.0:
+            return delta
+        total = max(0.0, delta.total - own)
+        scale = total / delta.total
+        return CpuTimes(delta.user * scale, delta.system * scale, total)
+
     def _figures(self, window: _Window, end: float, cpu: CpuTimes | None) -> dict[str, Any]:
         self._seq += 1
-        delta = cpu.minus(window.cpu0) if cpu is not None and window.cpu0 is not None else None
+        delta = self._net(cpu, window.cpu0, window.own0)
         duration = max(0.0, end - window.start)
         mem_peak = window.meter.memory_peak() if window.meter is not None else None
         pids_peak = window.meter.pids_peak() if window.meter is not None else None
@@ -425,10 +441,9 @@ class Session:
                 return
 
     def sample(self) -> None:
+        own0 = time.thread_time()
         now = time.monotonic()
-        cpu = self._run_meter.cpu()
-        mem = self._run_meter.memory()
-        pids = self._run_meter.pids()
+        cpu, mem, pids = self._run_meter.read()
         with self._lock:
             pct = 0.0
             if cpu is not None:
@@ -449,6 +464,10 @@ class Session:
                 index = -1
         if self._sample_sink is not None:
             self._sample_sink((round(now - self._started_mono, 4), round(pct, 1), mem, pids, index))
+        # The sampler's own CPU is the profiler's cost, not the tasks': it is
+        # kept apart and taken out of the figures (summary: profiler_cpu_s).
+        with self._lock:
+            self._own_cpu += time.thread_time() - own0
 
     # ------------------------------------------------------------------
     # end
@@ -472,7 +491,7 @@ class Session:
             self._thread.join(timeout=2.0)
         run_mem_peak = self._run_meter.memory_peak() if self._run_meter is not None else None
         run_pids_peak = self._run_meter.pids_peak() if self._run_meter is not None else None
-        total = cpu.minus(self._cpu_start) if cpu is not None and self._cpu_start is not None else None
+        total = self._net(cpu, self._cpu_start, 0.0)
         self.cleanup()
         duration = end - self._started
         return {
@@ -497,6 +516,7 @@ class Session:
             "controller_rss_at_start_bytes": self._baseline_rss,
             "tasks": len(self._tasks),
             "samples": self._samples,
+            "profiler_cpu_s": round(self._own_cpu, 6),
             "interval_s": self.options.interval,
             "plan": None if self.plan is None else self.plan.as_dict(),
             "notes": list(self.notes),
