@@ -26,7 +26,7 @@ description:
     and prints a recap after the PLAY RECAP.
   - Never changes the outcome of a run; any problem gives one warning and profiling stops.
 author:
-  - perfstats.profiler contributors
+  - perfstats.profiler contributors (@perfstats)
 requirements:
   - Linux with cgroups for kernel-exact figures; C(psutil) for the process-tree fallback.
   - Python 3.8 or newer on the controller; older controllers run unprofiled.
@@ -149,6 +149,7 @@ import sys
 
 from ansible.plugins.callback import CallbackBase
 
+Profiler = None  # the measuring code, bound below where it can be imported
 _IMPORT_ERROR = None
 if sys.version_info < (3, 8):
     _IMPORT_ERROR = "Python %d.%d is older than 3.8" % sys.version_info[:2]
