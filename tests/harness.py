@@ -23,14 +23,56 @@ CGROUP_ROOT = Path("/sys/fs/cgroup")
 CALLBACK = "perfstats.profiler.profile_resources"
 
 
+def _own_group_dirs() -> list[str]:
+    """This process's own group directory in each mounted hierarchy."""
+    sys.path.insert(0, str(REPO / "build" / "pytest-tree"))
+    from ansible_collections.perfstats.profiler.plugins.module_utils._cgroups import detect_layout
+
+    return [h.own_dir for h in detect_layout().hierarchies if h.own_dir]
+
+
+def _run_pid(name: str) -> int | None:
+    if not name.startswith("perfstats-run-"):
+        return None
+    try:
+        return int(name[len("perfstats-run-") :].split("-")[0])
+    except ValueError:
+        return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie has finished its work: its groups count as left behind.
+    try:
+        return Path("/proc/%d/stat" % pid).read_text().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 def perfstats_groups() -> set[str]:
-    """Every cgroup directory on the machine whose name starts with perfstats."""
+    """perfstats cgroups beneath this process's own groups, other than live runs'.
+
+    A run group is named after the process that made it; while that process
+    still runs (another run going on at the same time) its groups are in use,
+    not left behind.
+    """
     found: set[str] = set()
     if not CGROUP_ROOT.is_dir():
         return found
-    for top, dirs, _files in os.walk(CGROUP_ROOT):
-        for name in dirs:
-            if name.startswith("perfstats"):
+    for own in _own_group_dirs():
+        for top, dirs, _files in os.walk(own):
+            for name in list(dirs):
+                if not name.startswith("perfstats"):
+                    continue
+                pid = _run_pid(name)
+                if pid is not None and pid != os.getpid() and _alive(pid):
+                    dirs.remove(name)  # in use by a live run; not ours to judge
+                    continue
                 found.add(os.path.join(top, name))
     return found
 
