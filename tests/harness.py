@@ -35,7 +35,7 @@ def _run_pid(name: str) -> int | None:
     if not name.startswith("perfstats-run-"):
         return None
     try:
-        return int(name[len("perfstats-run-") :].split("-")[0])
+        return int(name[len("perfstats-run-") :].split("-", maxsplit=1)[0])
     except ValueError:
         return None
 

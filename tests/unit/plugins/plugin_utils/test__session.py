@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from harness import perfstats_groups
 
 from ansible_collections.perfstats.profiler.plugins.module_utils import _cgroups as cg
