@@ -804,3 +804,173 @@ def plan_backend(layout, backend="auto", base=None):
 def own_rss_bytes():
     # type: () -> Optional[int]
     return process_rss_bytes(os.getpid())
+
+
+# --------------------------------------------------------------------------
+# Host facts for the cgroup_info module and the controller role: where a
+# base group resolves, who may use it, and which peak counters the kernel
+# keeps.  Read-only apart from probe_child(), which makes and removes one
+# empty group.
+# --------------------------------------------------------------------------
+
+RUN_GROUP_MARK = GROUP_PREFIX + "-run-"
+
+# Hierarchies a base group is prepared in: the unified one (v2) and the v1
+# hierarchies of the controllers the profiler reads.
+BASE_V1_CONTROLLERS = ("cpuacct", "memory", "pids")
+
+# Controllers a v2 base group enables for its children (cpu.stat needs none).
+BASE_V2_CONTROLLERS = ("memory", "pids")
+
+# Files of a v2 group that a delegated user needs write access to
+# (Documentation/admin-guide/cgroup-v2.rst, "Delegation").
+V2_DELEGATED_FILES = ("cgroup.procs", "cgroup.subtree_control", "cgroup.threads")
+V1_DELEGATED_FILES = ("cgroup.procs", "tasks")
+
+
+def _strip_suffix(path, suffix):
+    # type: (str, str) -> str
+    if not suffix or not path.endswith(suffix):
+        return path
+    return path[: len(path) - len(suffix)] or "/"
+
+
+def home_path(own_path, base=None):
+    # type: (str, Optional[str]) -> str
+    """The group a profiled controller was in before its run moved it.
+
+    A process started by a profiled run (a module, for example) lives in the
+    run's window group: ``<home>[/<base>]/perfstats-run-*/perfstats-w*``.
+    Dropping the run's groups, and a relative ``base`` directly above them,
+    gives the group the controller's relative base was resolved against.
+    Any other path is answered unchanged.
+    """
+    parts = own_path.split("/")
+    marks = [i for i, part in enumerate(parts) if part.startswith(RUN_GROUP_MARK)]
+    if not marks:
+        return own_path
+    home = "/".join(parts[: marks[0]]) or "/"
+    if base and not base.startswith("/"):
+        home = _strip_suffix(home, "/" + base.strip("/"))
+    return home
+
+
+def home_layout(layout, base=None):
+    # type: (Layout, Optional[str]) -> Layout
+    """The layout with each own group replaced by home_path()."""
+    fixed = []  # type: List[Hierarchy]
+    for hierarchy in layout.hierarchies:
+        home = home_path(hierarchy.own_path, base)
+        if home == hierarchy.own_path:
+            fixed.append(hierarchy)
+            continue
+        suffix = hierarchy.own_path[len(home.rstrip("/")) :]
+        own_dir = hierarchy.own_dir
+        if own_dir is not None:
+            own_dir = _strip_suffix(own_dir, suffix)
+        fixed.append(hierarchy._replace(own_path=home, own_dir=own_dir))
+    return Layout(layout.mode, tuple(fixed))
+
+
+def base_hierarchies(layout):
+    # type: (Layout) -> List[Hierarchy]
+    """The hierarchies a base group is prepared in (unified and v1 cpuacct, memory, pids)."""
+    chosen = []  # type: List[Hierarchy]
+    for hierarchy in layout.hierarchies:
+        if hierarchy.version == 2 or hierarchy.controllers & set(BASE_V1_CONTROLLERS):
+            chosen.append(hierarchy)
+    return chosen
+
+
+def base_dir(hierarchy, base):
+    # type: (Hierarchy, Optional[str]) -> Optional[str]
+    """Directory a base group has in one hierarchy (same rule as the profiler)."""
+    return _parent_dir(hierarchy, base)
+
+
+def mode_allows(st_mode, st_uid, st_gid, uid, gids, want):
+    # type: (int, int, int, int, FrozenSet[int], int) -> bool
+    """Whether ``uid`` (member of ``gids``) gets ``want`` (os.R_OK/W_OK/X_OK bits) from these bits."""
+    if uid == 0:
+        return True
+    if st_uid == uid:
+        shift = 6
+    elif st_gid in gids:
+        shift = 3
+    else:
+        shift = 0
+    granted = (st_mode >> shift) & 0o7
+    return granted & want == want
+
+
+def user_may(path, uid, gids, want):
+    # type: (str, int, FrozenSet[int], int) -> bool
+    """Whether a user may access ``path`` (judged from its owner and mode bits)."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return False
+    return mode_allows(info.st_mode, info.st_uid, info.st_gid, uid, gids, want)
+
+
+def common_ancestor(first, second):
+    # type: (str, str) -> str
+    """Deepest directory both paths are inside (or equal to)."""
+    left = [p for p in first.split("/") if p]
+    right = [p for p in second.split("/") if p]
+    shared = []  # type: List[str]
+    for a, b in zip(left, right):
+        if a != b:
+            break
+        shared.append(a)
+    return "/" + "/".join(shared)
+
+
+def probe_child(parent_dir, version, controllers=None):
+    # type: (str, int, Optional[List[str]]) -> Tuple[bool, Optional[int]]
+    """Really create (and remove) a ``perfstats-probe-*`` child as the calling user."""
+    return can_create_child(GroupDir(parent_dir, version), controllers)
+
+
+def kernel_features(layout):
+    # type: (Layout) -> Dict[str, bool]
+    """Peak counters the kernel keeps for new groups here.
+
+    ``memory_peak``/``pids_peak``: a peak file in the hierarchy that serves
+    the metric (v2 ``memory.peak`` and ``pids.peak``, v1
+    ``memory.max_usage_in_bytes`` and ``pids.peak``).
+    ``memory_peak_reset``: v2 ``memory.peak`` can be reset per open file
+    descriptor (Linux 6.12).
+    """
+    features = {"memory_peak": False, "memory_peak_reset": False, "pids_peak": False, "memory_peak_v2": False}
+    v2 = layout.v2
+    for metric, key in ((MEMORY, "memory_peak"), (PIDS, "pids_peak")):
+        checks = []  # type: List[Hierarchy]
+        if v2 is not None and metric in v2.controllers:
+            checks.append(v2)
+        v1 = layout.v1(V1_CONTROLLER[metric])
+        if v1 is not None:
+            checks.append(v1)
+        for hierarchy in checks:
+            where = hierarchy.own_dir or hierarchy.mountpoint
+            if _kernel_has_peak(hierarchy, where, metric):
+                features[key] = True
+                if hierarchy.version == 2 and metric == MEMORY:
+                    features["memory_peak_v2"] = True
+    features["memory_peak_reset"] = features["memory_peak_v2"] and _kernel_at_least((6, 12))
+    return features
+
+
+def choose_plan(layout, backend="auto", base=None):
+    # type: (Layout, str, Optional[str]) -> Tuple[Plan, bool]
+    """The plan a run would start with, and whether ``base`` was usable.
+
+    A base group that gives no cgroup (while one was asked for) is dropped
+    and the own group is planned instead, as a profiled run does.
+    """
+    if base:
+        plan = plan_backend(layout, backend, base)
+        if plan.backend != "process" or backend == "process":
+            return plan, True
+        return plan_backend(layout, backend, None), False
+    return plan_backend(layout, backend, None), True
