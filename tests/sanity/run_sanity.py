@@ -172,7 +172,7 @@ def same_file(src: Path, dst: Path) -> bool:
         a, b = src.stat(), dst.stat()
     except OSError:
         return False
-    return a.st_size == b.st_size and int(a.st_mtime) == int(b.st_mtime) and a.st_mode == b.st_mode
+    return a.st_size == b.st_size and a.st_mtime_ns == b.st_mtime_ns and a.st_mode == b.st_mode
 
 
 def mirror(files: list[str], dest: Path) -> None:
