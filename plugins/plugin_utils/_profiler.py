@@ -234,6 +234,13 @@ class Profiler:
             except OSError as exc:
                 self._warn("cannot write the summary: %s" % exc)
             self.outputs.close()
+            if "html" in self.outputs.kinds:
+                try:
+                    from ansible_collections.perfstats.profiler.plugins.plugin_utils._report import write_report
+
+                    write_report(self.outputs.directory, summary=summary, tasks=tasks)
+                except Exception as exc:  # noqa: BLE001 - a report never fails the run
+                    self._warn("cannot write the HTML report: %s" % exc)
         return summary
 
     def finish(self) -> list[str]:
