@@ -395,7 +395,11 @@ def run(args: argparse.Namespace, work: Path, extra: list[str]) -> int:
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n", maxsplit=1)[0])
-    parser.add_argument("--python", default="3.11", help="Python version ansible-test runs with (default: %(default)s)")
+    parser.add_argument(
+        "--python",
+        default="%d.%d" % sys.version_info[:2],
+        help="Python version ansible-test runs with (default: this interpreter's, %(default)s)",
+    )
     where = parser.add_mutually_exclusive_group()
     where.add_argument(
         "--work-dir",
