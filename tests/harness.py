@@ -151,6 +151,7 @@ class Harness:
         *,
         enabled: bool = True,
         settings: dict[str, str] | None = None,
+        defaults: dict[str, str] | None = None,
         env: dict[str, str] | None = None,
         args: list[str] | None = None,
         inventory: str | None = None,
@@ -167,7 +168,7 @@ class Harness:
         output_dir = workdir / "perfstats-out"
         (workdir / "site.yml").write_text(textwrap.dedent(playbook))
         (workdir / "inventory.ini").write_text(
-            inventory or "localhost ansible_connection=local ansible_python_interpreter={{ ansible_playbook_python }}\n"
+            inventory or 'localhost ansible_connection=local ansible_python_interpreter="{{ ansible_playbook_python }}"\n'
         )
         for name, text in (files or {}).items():
             target = workdir / name
@@ -178,6 +179,7 @@ class Harness:
             lines += ["callbacks_enabled = %s" % CALLBACK, "callback_whitelist = %s" % CALLBACK]
         if stdout_callback:
             lines.append("stdout_callback = %s" % stdout_callback)
+        lines += ["%s = %s" % item for item in (defaults or {}).items()]
         lines += ["", "[callback_profile_resources]", "output_dir = %s" % output_dir]
         for key, value in (settings or {}).items():
             lines.append("%s = %s" % (key, value))
