@@ -28,11 +28,11 @@ def _indent(text: str, spaces: int) -> str:
 
 def known_loads_playbook() -> str:
     pairs = "".join(
-        """
+        f"""
     - name: sleep{i}
-      ansible.builtin.command: "{{{{ ansible_playbook_python }}}} -c 'import time; time.sleep({burn})'"
+      ansible.builtin.command: "{{{{ ansible_playbook_python }}}} -c 'import time; time.sleep({BURN})'"
     - name: burn{i}
-      {cmd}""".format(i=i, burn=BURN, cmd=_indent(python_burn(BURN), 6))
+      {_indent(python_burn(BURN), 6)}"""
         for i in range(REPEAT)
     )
     return (
@@ -132,7 +132,8 @@ def test_simultaneous_runs_see_only_their_own_load(harness):
         - name: burn
           %s
         - name: hold
-          ansible.builtin.command: "{{ ansible_playbook_python }} -c 'import time; b = bytearray(300 * 1024 * 1024); time.sleep(2)'"
+          ansible.builtin.command: >-
+            {{ ansible_playbook_python }} -c 'import time; b = bytearray(300 * 1024 * 1024); time.sleep(2)'
         - name: fanout
           ansible.builtin.shell: "for i in $(seq 40); do sleep 2 & done; wait"
     """ % _indent(python_burn(3.0), 10)
