@@ -229,6 +229,8 @@ def status_handler(config: Any, status_data: dict[str, Any]) -> None:
                 job = _jobs.pop(key, None)
                 if job is not None and _idents.get(job.ident) == key:
                     del _idents[job.ident]
+            if job is not None:
+                log.debug("job %s: waited %.3fs in all for profiler files, %d timeout(s)", job.ident, job.waited, job.timeouts)
             if job is not None and job.run is not None:
                 summary = job.run.summary()
                 if summary is not None:
