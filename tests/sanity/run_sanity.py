@@ -111,7 +111,7 @@ def ensure_get_pip_stand_in() -> None:
             current = path.read_text(encoding="utf-8", errors="replace")
             if not current.startswith(STAND_IN_MARK) or current == STAND_IN:
                 continue
-        tmp = path.with_name(path.name + ".perfstats-tmp")
+        tmp = path.with_name("%s.%d.tmp" % (path.name, os.getpid()))  # simultaneous runs never share one
         tmp.write_text(STAND_IN, encoding="utf-8")
         tmp.replace(path)
         log("wrote the get-pip %s stand-in: %s" % (version, path))
