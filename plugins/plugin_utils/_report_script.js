@@ -96,7 +96,8 @@
   /* ---- sortable tables ---- */
   function cellValue(row, col, numeric) {
     var cell = row.cells[col];
-    var v = cell ? cell.getAttribute("data-v") : "";
+    if (!cell) { return numeric ? null : ""; }
+    var v = cell.hasAttribute("data-v") ? cell.getAttribute("data-v") : cell.textContent;
     if (!numeric) { return (v || "").toLowerCase(); }
     return v === "" || v === null ? null : parseFloat(v);
   }
