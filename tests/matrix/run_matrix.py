@@ -1,4 +1,8 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
+# Copyright (c) perfstats.profiler contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
 """The version matrix: this collection on every Ansible and Python it claims.
 
 Each row gets a virtualenv of its own (cached under ``build/matrix/<row>/``),
