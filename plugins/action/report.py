@@ -35,7 +35,7 @@ class ActionModule(ActionBase):
 
     def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
         result = super().run(tmp, task_vars)
-        _validation, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
+        args = self._arguments()
         try:
             run_dir = resolve_run_dir(args["run_dir"])
             baseline_dir = resolve_run_dir(args["baseline_dir"]) if args.get("baseline_dir") else None
@@ -57,3 +57,20 @@ class ActionModule(ActionBase):
             result["baseline_dir"] = os.path.abspath(baseline_dir)
         result["changed"] = not self._task.check_mode
         return result
+
+    def _arguments(self) -> dict[str, Any]:
+        if hasattr(self, "validate_argument_spec"):  # ansible-core 2.11 and later
+            return self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)[1]
+        raw = dict(self._task.args)
+        unknown = sorted(set(raw) - set(ARGUMENT_SPEC))
+        if unknown:
+            raise AnsibleActionFail("unsupported parameter(s): %s" % ", ".join(unknown))
+        if not raw.get("run_dir"):
+            raise AnsibleActionFail("missing required argument: run_dir")
+        args: dict[str, Any] = {}
+        for name, spec in ARGUMENT_SPEC.items():
+            value = raw.get(name, spec.get("default"))
+            if value is not None and spec["type"] == "path":
+                value = os.path.expanduser(os.path.expandvars(str(value)))
+            args[name] = value
+        return args
