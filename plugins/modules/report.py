@@ -22,7 +22,7 @@ description:
   - The report opens without network access; it needs no file besides itself.
   - Runs on the controller, where the run directories are; it is an action and never runs on a target.
 author:
-  - perfstats.profiler contributors
+  - perfstats.profiler contributors (@perfstats)
 requirements:
   - C(jinja2), as installed with ansible-core.
 attributes:
