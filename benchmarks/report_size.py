@@ -153,7 +153,7 @@ def chromium_seconds(browser: str, page: Path, profile: Path) -> float:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--tasks", type=int, default=1000)
     parser.add_argument("--hours", type=float, default=1.0)
     parser.add_argument("--interval", type=float, default=0.05)
@@ -171,7 +171,7 @@ def main() -> int:
         run_dir = synthesize(work / "runs", args.tasks, args.hours * 3600, args.interval, args.hosts)
         run_bytes = sum(f.stat().st_size for f in run_dir.iterdir() if f.is_file())
         renders = []
-        for _ in range(max(1, args.repeat)):
+        for _attempt in range(max(1, args.repeat)):
             began = time.perf_counter()
             result = _report.write_report(str(run_dir))
             renders.append(time.perf_counter() - began)
