@@ -180,9 +180,8 @@ class Harness:
         if stdout_callback:
             lines.append("stdout_callback = %s" % stdout_callback)
         lines += ["%s = %s" % item for item in (defaults or {}).items()]
-        lines += ["", "[callback_profile_resources]", "output_dir = %s" % output_dir]
-        for key, value in (settings or {}).items():
-            lines.append("%s = %s" % (key, value))
+        section = {"output_dir": str(output_dir), **(settings or {})}
+        lines += ["", "[callback_profile_resources]"] + ["%s = %s" % item for item in section.items()]
         (workdir / "ansible.cfg").write_text("\n".join(lines) + "\n")
         run_env = {k: v for k, v in os.environ.items() if not k.startswith(("ANSIBLE_", "PERFSTATS_"))}
         run_env.update(
