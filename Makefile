@@ -45,7 +45,7 @@ integration: $(BIN)/.installed
 test: $(BIN)/.installed
 	$(MAKE) lint
 	$(MAKE) sanity
-	$(BIN)/python -m pytest tests/unit tests/integration
+	$(BIN)/python -m pytest tests/unit tests/integration runner/tests
 
 clean:
 	rm -rf $(BUILD) demo/output tests/output

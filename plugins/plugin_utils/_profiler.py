@@ -23,6 +23,7 @@ from ansible_collections.perfstats.profiler.plugins.plugin_utils._outputs import
     RunOutputs,
 )
 from ansible_collections.perfstats.profiler.plugins.plugin_utils._recap import SORT_KEYS, recap_lines, top_tasks
+from ansible_collections.perfstats.profiler.plugins.plugin_utils._runner_support import choose_output_dir
 from ansible_collections.perfstats.profiler.plugins.plugin_utils._session import (
     Record,
     Session,
@@ -182,6 +183,10 @@ class Profiler:
             return False
         self.session = session
         session.on_abort = self._write_summary
+        # Under ansible-runner the default output directory gives way to the
+        # job's artifact directory, so the files travel with the job.
+        out, origin = choose_output_dir(self.config["output_dir"], self.config.origins["output_dir"], os.environ)
+        self.config.values["output_dir"], self.config.origins["output_dir"] = out, origin
         kinds = self.config["outputs"]
         if kinds:
             try:

@@ -156,7 +156,7 @@ OUTCOMES = {
 
 
 def _play_recap(stdout: str) -> str:
-    return stdout[stdout.index("PLAY RECAP") :].split("\n\n")[0]
+    return stdout[stdout.index("PLAY RECAP") :].split("\n\n", maxsplit=1)[0]
 
 
 @pytest.mark.parametrize("outcome", sorted(OUTCOMES))
