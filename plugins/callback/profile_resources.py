@@ -97,7 +97,8 @@ options:
   outputs:
     description:
       - Files to write. V(records) (JSON lines, one record per task window and per host result),
-        V(summary) (JSON), V(series) (CSV time series), V(csv) (one CSV row per task window).
+        V(summary) (JSON), V(series) (CSV time series), V(csv) (one CSV row per task window),
+        V(html) (C(report.html), a self-contained report written when the run ends).
       - An empty list writes no files.
     type: list
     elements: str
