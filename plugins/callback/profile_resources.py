@@ -229,6 +229,8 @@ class CallbackModule(CallbackBase):
 
     # ---- events ----
     def v2_playbook_on_start(self, playbook):
+        if self._profiler is not None:
+            return  # several playbooks in one command: one run, one session
         if _IMPORT_ERROR is not None:
             self._unavailable(_IMPORT_ERROR)
             return

@@ -341,3 +341,18 @@ def test_recap_lists_top_tasks_in_the_chosen_order(harness):
     assert rows == ["long", "medium"]
     assert os.stat(run.run_dir).st_mode & 0o077 == 0
     assert all(os.stat(p).st_mode & 0o077 == 0 for p in run.run_dir.iterdir())
+
+
+def test_each_playbook_of_one_command_is_its_own_run(harness):
+    """Ansible closes each playbook with its own PLAY RECAP; each is one profiled run."""
+    second = "- hosts: localhost\n  gather_facts: false\n  tasks:\n    - name: in the second\n      ansible.builtin.debug: {msg: two}\n"
+    playbook = (
+        "- hosts: localhost\n  gather_facts: false\n  tasks:\n    - name: in the first\n      ansible.builtin.debug: {msg: one}\n"
+    )
+    run = harness.run(playbook, files={"second.yml": second}, args=["second.yml"])
+    assert run.rc == 0, run.stderr
+    dirs = run.run_dirs()
+    assert len(dirs) == 2
+    names = [[json.loads(line)["task_name"] for line in (d / "records.jsonl").read_text().splitlines()] for d in dirs]
+    assert sorted(set(n) for n in names) == [{"in the first"}, {"in the second"}]
+    assert run.stdout.count("PLAY RECAP") == run.stdout.count("PERFSTATS RECAP") == 2
