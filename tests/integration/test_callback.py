@@ -345,10 +345,9 @@ def test_recap_lists_top_tasks_in_the_chosen_order(harness):
 
 def test_each_playbook_of_one_command_is_its_own_run(harness):
     """Ansible closes each playbook with its own PLAY RECAP; each is one profiled run."""
-    second = "- hosts: localhost\n  gather_facts: false\n  tasks:\n    - name: in the second\n      ansible.builtin.debug: {msg: two}\n"
-    playbook = (
-        "- hosts: localhost\n  gather_facts: false\n  tasks:\n    - name: in the first\n      ansible.builtin.debug: {msg: one}\n"
-    )
+    head = "- hosts: localhost\n  gather_facts: false\n  tasks:\n"
+    second = head + "    - name: in the second\n      ansible.builtin.debug: {msg: two}\n"
+    playbook = head + "    - name: in the first\n      ansible.builtin.debug: {msg: one}\n"
     run = harness.run(playbook, files={"second.yml": second}, args=["second.yml"])
     assert run.rc == 0, run.stderr
     dirs = run.run_dirs()
