@@ -266,7 +266,7 @@ def test_interrupted_run_keeps_its_records_and_removes_its_groups(harness):
         - name: quick
           ansible.builtin.debug: {msg: one}
         - name: long
-          ansible.builtin.command: sleep 30
+          ansible.builtin.command: sleep 37
         - name: never
           ansible.builtin.debug: {msg: two}
     """
@@ -276,15 +276,15 @@ def test_interrupted_run_keeps_its_records_and_removes_its_groups(harness):
         deadline = time.monotonic() + 60
         # Wait until the long task is running (its module's sleep exists).
         while time.monotonic() < deadline:
-            children = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
-            if children and subprocess.run(["pgrep", "-f", "^sleep 30$"], capture_output=True).returncode == 0:
+            children = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True, check=False).stdout.split()
+            if children and subprocess.run(["pgrep", "-f", "^sleep 37$"], capture_output=True, check=False).returncode == 0:
                 break
             time.sleep(0.2)
         time.sleep(0.5)
         proc.send_signal(signal.SIGINT)
         stdout, stderr = proc.communicate(timeout=60)
         results[enabled] = (proc.returncode, output_dir)
-        subprocess.run(["pkill", "-f", "^sleep 30$"])
+        subprocess.run(["pkill", "-f", "^sleep 37$"], check=False)  # this test's own task
     assert results[True][0] == results[False][0]
     runs = sorted(results[True][1].iterdir())
     records = [json.loads(line) for line in (runs[0] / "records.jsonl").read_text().splitlines()]
@@ -297,7 +297,9 @@ def test_an_internal_failure_stops_profiling_not_the_run(harness, tmp_path):
     """A full disk under the output directory: one warning, the run's outcome unchanged."""
     small = tmp_path / "small"
     small.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=12k", "tmpfs", str(small)], capture_output=True, text=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=12k", "tmpfs", str(small)], capture_output=True, text=True, check=False
+    )
     if mounted.returncode != 0:
         pytest.skip("cannot mount a small tmpfs here (%s): no way to fill a disk for real" % mounted.stderr.strip())
     try:
