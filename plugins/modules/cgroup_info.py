@@ -23,7 +23,7 @@ description:
   - Changes nothing. The only write it ever makes is the optional probe (O(probe)), which creates one empty
     group named C(perfstats-probe-<pid>) beneath the base and removes it at once; it is never made in check mode.
 author:
-  - perfstats.profiler contributors
+  - perfstats.profiler contributors (@perfstats)
 requirements:
   - Linux. On other systems the module reports cgroup mode V(none).
 attributes:
