@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """How big and how quick is the HTML report of a big run?
 
 Writes a synthetic run (by default 1,000 tasks on 2 hosts and one hour of

@@ -251,7 +251,7 @@ class Burner:
 
     def __enter__(self) -> Burner:
         code = "while True:\n    pass\n"
-        self.procs = [subprocess.Popen([sys.executable, "-c", code]) for _ in range(os.cpu_count() or 2)]
+        self.procs = [subprocess.Popen([sys.executable, "-c", code]) for _cpu in range(os.cpu_count() or 2)]
         return self
 
     def __exit__(self, *exc: object) -> None:
