@@ -690,13 +690,19 @@ def table(results: list[Result]) -> str:
     return "\n".join(lines)
 
 
-def write_docs(results: list[Result], stamp: str, total_s: float) -> None:
+def write_docs(results: list[Result], stamp: str, total_s: float, install_s: float) -> None:
     text = DOC.read_text() if DOC.is_file() else "%s\n%s\n" % (TABLE_BEGIN, TABLE_END)
     if TABLE_BEGIN not in text or TABLE_END not in text:
         text += "\n%s\n%s\n" % (TABLE_BEGIN, TABLE_END)
     head, rest = text.split(TABLE_BEGIN, 1)
     _old, tail = rest.split(TABLE_END, 1)
-    body = "\nLatest full run: %s, %.0f s in all on this machine.\n\n%s\n\n" % (stamp, total_s, table(results))
+    body = "\nLatest run: %s, %d rows, %.0f s in all on this machine (%.0f s of it creating environments).\n\n%s\n\n" % (
+        stamp,
+        len(results),
+        total_s,
+        install_s,
+        table(results),
+    )
     DOC.write_text(head + TABLE_BEGIN + body + TABLE_END + tail)
 
 
@@ -747,7 +753,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     )
     if args.write_docs:
-        write_docs(results, stamp, total)
+        write_docs(results, stamp, total, installs)
     failed = [r for r in results if r.status == "FAIL" or (r.status == "UNTESTED" and not args.allow_untested)]
     passed = sum(r.status == "PASS" for r in results)
     log("matrix: %d passed, %d failed" % (passed, len(failed)))
