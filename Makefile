@@ -1,6 +1,7 @@
 # perfstats.profiler — developer entry points.
 #   make demo   a demo playbook profiled on localhost (fresh machine: needs only Python and pip)
-#   make test   ruff, ansible-test sanity, unit and integration tests
+#   make test   ruff, ansible-test sanity, unit and integration tests, the version matrix's CI rows
+#   make matrix the whole version matrix (Ansible 2.9 -> ansible-core 2.21), one cached venv per row in build/matrix
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -9,7 +10,7 @@ COLLECTIONS := $(BUILD)/collections
 VERSION := $(shell sed -n 's/^version: *//p' galaxy.yml)
 TARBALL := $(BUILD)/perfstats-profiler-$(VERSION).tar.gz
 
-.PHONY: demo test lint sanity unit integration collection bench matrix clean
+.PHONY: demo test lint sanity unit integration collection bench matrix matrix-ci clean
 
 $(BIN)/.installed: requirements/run.txt requirements/dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +47,13 @@ test: $(BIN)/.installed
 	$(MAKE) lint
 	$(MAKE) sanity
 	$(BIN)/python -m pytest tests/unit tests/integration runner/tests
+	$(MAKE) matrix-ci
+
+matrix: $(BIN)/.installed
+	$(BIN)/python tests/matrix/run_matrix.py $(MATRIX_ARGS)
+
+matrix-ci: $(BIN)/.installed
+	$(BIN)/python tests/matrix/run_matrix.py --ci
 
 clean:
 	rm -rf $(BUILD) demo/output tests/output
