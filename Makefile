@@ -10,7 +10,7 @@ COLLECTIONS := $(BUILD)/collections
 VERSION := $(shell sed -n 's/^version: *//p' galaxy.yml)
 TARBALL := $(BUILD)/perfstats-profiler-$(VERSION).tar.gz
 
-.PHONY: demo test lint sanity unit integration collection bench matrix matrix-ci clean
+.PHONY: demo test lint lint-role sanity unit integration collection bench matrix matrix-ci clean
 
 $(BIN)/.installed: requirements/run.txt requirements/dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -30,9 +30,17 @@ demo: collection
 	cd demo && ANSIBLE_CONFIG=ansible.cfg ANSIBLE_COLLECTIONS_PATH=$(CURDIR)/$(COLLECTIONS) \
 		PERFSTATS_OUTPUT_DIR=$(CURDIR)/demo/output $(CURDIR)/$(BIN)/ansible-playbook site.yml
 
+LINTVENV ?= $(BUILD)/lintvenv
+
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(MAKE) lint-role
+
+# ansible-lint lives in a venv of its own: it pulls its own ansible-core.
+lint-role: collection
+	test -x $(LINTVENV)/bin/ansible-lint || ($(PYTHON) -m venv $(LINTVENV) && $(LINTVENV)/bin/pip install --quiet ansible-lint==26.10.1)
+	ANSIBLE_COLLECTIONS_PATH=$(CURDIR)/$(COLLECTIONS) $(LINTVENV)/bin/ansible-lint --offline roles/controller
 
 sanity: $(BIN)/.installed
 	$(BIN)/python tests/sanity/run_sanity.py

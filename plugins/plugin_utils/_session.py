@@ -47,6 +47,7 @@ from ansible_collections.perfstats.profiler.plugins.module_utils._cgroups import
     Hierarchy,
     Layout,
     Plan,
+    choose_plan,
     detect_layout,
     own_rss_bytes,
     plan_backend,
@@ -169,12 +170,10 @@ class Session:
         self._baseline_rss = own_rss_bytes()
         backend = self.options.backend
         base = self.options.base_group
-        if base:
-            plan = plan_backend(self.layout, backend, base)
-            if plan.backend == "process" and backend != "process":
-                self._warn("base group %r is not usable (%s); using the controller's own group" % (base, "; ".join(plan.notes)))
-                base = None
-        plan = plan_backend(self.layout, backend, base)
+        plan, base_usable = choose_plan(self.layout, backend, base)
+        if not base_usable:
+            why = "; ".join(plan_backend(self.layout, backend, base).notes)
+            self._warn("base group %r is not usable (%s); using the controller's own group" % (base, why))
         self.notes.extend(plan.notes)
         if plan.backend != "process":
             try:

@@ -18,47 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from harness import own_dirs, prepared_keys, remove_tree
 
 REPO = Path(__file__).resolve().parents[2]
-PROFILED_V1 = {"cpuacct", "memory", "pids"}
-
-
-def own_dirs() -> dict[str, Path]:
-    """This process's group directory per hierarchy key (``unified`` or the v1 controllers joined by commas)."""
-    v1_mounts: list[tuple[set[str], str]] = []
-    v2_mount = None
-    for line in Path("/proc/self/mounts").read_text().splitlines():
-        fields = line.split()
-        if fields[2] == "cgroup2":
-            v2_mount = fields[1]
-        elif fields[2] == "cgroup":
-            v1_mounts.append((set(fields[3].split(",")), fields[1]))
-    found: dict[str, Path] = {}
-    for line in Path("/proc/self/cgroup").read_text().splitlines():
-        _hid, names, path = line.split(":", 2)
-        if not names:
-            if v2_mount:
-                found["unified"] = Path(v2_mount + path.rstrip("/")) if path != "/" else Path(v2_mount)
-            continue
-        wanted = set(names.split(","))
-        for options, mountpoint in v1_mounts:
-            if wanted <= options:
-                found[",".join(sorted(wanted))] = Path(mountpoint + path) if path != "/" else Path(mountpoint)
-                break
-    return found
-
-
-def prepared_keys() -> list[str]:
-    """Hierarchies the profiler (and a base group) uses here."""
-    return [key for key in own_dirs() if key == "unified" or set(key.split(",")) & PROFILED_V1]
-
-
-def remove_tree(path: Path) -> None:
-    """rmdir a group and every group beneath it (deepest first)."""
-    if not path.is_dir():
-        return
-    for top, _dirs, _files in sorted(os.walk(path), key=lambda entry: -len(entry[0])):
-        os.rmdir(top)
 
 
 @pytest.fixture

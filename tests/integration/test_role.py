@@ -17,8 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from harness import python_burn
-from test_cgroup_info import own_dirs, prepared_keys, remove_tree
+from harness import own_dirs, prepared_keys, python_burn, remove_tree
 
 ROLE_PLAY = """
 - hosts: localhost
