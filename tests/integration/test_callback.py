@@ -357,3 +357,25 @@ def test_each_playbook_of_one_command_is_its_own_run(harness):
     names = [[json.loads(line)["task_name"] for line in (d / "records.jsonl").read_text().splitlines()] for d in dirs]
     assert sorted(sorted(set(n)) for n in names) == [["in the first"], ["in the second"]]
     assert run.stdout.count("PLAY RECAP") == run.stdout.count("PERFSTATS RECAP") == 2
+
+
+def test_check_mode_and_csv(harness):
+    playbook = """
+    - hosts: localhost
+      gather_facts: false
+      tasks:
+        - name: would change
+          ansible.builtin.copy: {content: "x", dest: "{{ playbook_dir }}/never-written"}
+        - name: reads
+          ansible.builtin.command: "true"
+          check_mode: false
+    """
+    plain = harness.run(playbook, enabled=False, args=["--check"])
+    run = harness.run(playbook, args=["--check"], settings={"outputs": "records,summary,csv"})
+    assert run.rc == plain.rc == 0
+    assert run.before_recap() == plain.normalized(plain.stdout)
+    assert not (run.workdir / "never-written").exists()
+    rows = (run.run_dir / "tasks.csv").read_text().splitlines()
+    assert rows[0].startswith("seq,task_uuid,task_name")
+    assert [row.split(",")[2] for row in rows[1:]] == ["would change", "reads"]
+    assert not (run.run_dir / "series.csv").exists()  # only the outputs asked for
