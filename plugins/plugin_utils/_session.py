@@ -180,10 +180,11 @@ class Session:
                 self._start_cgroups(plan)
             except SessionError as exc:
                 self._remove_groups()
+                self._home, self._window_keys, self._window = {}, [], None
                 self.notes.append(str(exc))
-                if backend != "auto":
-                    self._warn("%s backend unavailable (%s); falling back to the process tree" % (backend, exc))
                 plan = plan_backend(self.layout, "process")
+        if plan.backend == "process" and backend not in ("auto", "process"):
+            self._warn("%s backend unavailable (%s); falling back to the process tree" % (backend, "; ".join(self.notes)))
         if plan.backend == "process":
             if psutil is None:
                 raise SessionError("no usable cgroup and psutil is not installed: %s" % "; ".join(self.notes))

@@ -189,3 +189,27 @@ def _perfstats_dirs(pid: int | None = None) -> set[str]:
         for top, dirs, _files in os.walk(hierarchy.own_dir):
             found.update(os.path.join(top, d) for d in dirs if mark in os.path.join(top, d))
     return found
+
+
+def test_a_forced_backend_that_cannot_be_used_warns_once_and_uses_the_tree(tmp_path):
+    """A read-only cgroupfs (a container): cgroup2 forced, the process tree measured."""
+    pytest.importorskip("psutil", reason="the process-tree backend needs psutil")
+    from cgroup_trees import CONTAINER_RO, materialize
+
+    from ansible_collections.perfstats.profiler.plugins.plugin_utils._session import Session, SessionOptions
+
+    mountinfo, proc_cgroup = materialize(CONTAINER_RO, tmp_path)
+    mounts = cg.parse_mountinfo(mountinfo, {str(tmp_path / "sys/fs/cgroup"): frozenset({"cpu", "memory", "pids"})})
+    layout = cg.build_layout(mounts, cg.parse_proc_cgroup(proc_cgroup))
+    records, warnings = [], []
+    session = Session(SessionOptions(backend="cgroup2", interval=0.02), emit=records.append, warn=warnings.append, layout=layout)
+    session.start()
+    try:
+        session.open_window("u1", "a task", "play")
+        time.sleep(0.1)
+    finally:
+        summary = session.finish()
+    assert summary["backend"] == "process-tree"
+    assert len(warnings) == 1 and "cgroup2 backend unavailable" in warnings[0] and "read-only" in warnings[0]
+    assert [r["task_name"] for r in records] == ["a task"]
+    assert records[0]["memory_peak_exact"] is False and records[0]["memory_peak_bytes"] > 0
