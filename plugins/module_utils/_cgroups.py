@@ -358,7 +358,15 @@ def build_layout(mounts, proc_rows):
 def detect_layout(pid="self", proc="/proc"):
     # type: (str, str) -> Layout
     """Detect the layout from the mount table and the process's cgroup file."""
-    mountinfo = read_text(os.path.join(proc, "self", "mountinfo"))
+    return layout_from(read_text(os.path.join(proc, "self", "mountinfo")), read_text(os.path.join(proc, str(pid), "cgroup")))
+
+
+def layout_from(mountinfo, proc_cgroup):
+    # type: (Optional[str], Optional[str]) -> Layout
+    """The layout described by a mountinfo text and a /proc/<pid>/cgroup text.
+
+    The controllers a v2 group offers are read from the mounted tree.
+    """
     bare = parse_mountinfo(mountinfo)
     v2_controllers = {}  # type: Dict[str, FrozenSet[str]]
     for mount in bare:
@@ -366,8 +374,7 @@ def detect_layout(pid="self", proc="/proc"):
             text = read_text(os.path.join(mount.mountpoint, "cgroup.controllers"))
             v2_controllers[mount.mountpoint] = frozenset((text or "").split())
     mounts = parse_mountinfo(mountinfo, v2_controllers)
-    rows = parse_proc_cgroup(read_text(os.path.join(proc, str(pid), "cgroup")))
-    layout = build_layout(mounts, rows)
+    layout = build_layout(mounts, parse_proc_cgroup(proc_cgroup))
     # The v2 controllers that matter are those offered to the process's own
     # group, not the root's.
     v2 = layout.v2

@@ -13,14 +13,7 @@ from ansible_collections.perfstats.profiler.plugins.modules import cgroup_info
 
 
 def layout_of(tree: dict, root) -> cg.Layout:
-    mountinfo, proc_cgroup = materialize(tree, root)
-    bare = cg.parse_mountinfo(mountinfo)
-    v2_controllers = {}
-    for mount in bare:
-        if mount.version == 2:
-            text = cg.read_text(os.path.join(mount.mountpoint, "cgroup.controllers"))
-            v2_controllers[mount.mountpoint] = frozenset((text or "").split())
-    return cg.build_layout(cg.parse_mountinfo(mountinfo, v2_controllers), cg.parse_proc_cgroup(proc_cgroup))
+    return cg.layout_from(*materialize(tree, root))
 
 
 # ---- where a relative base is resolved from ----
