@@ -401,7 +401,7 @@ class Load:
     task: str
 
 
-SPIKE_MIB = 64
+SPIKE_MIB = 48
 
 
 def fidelity_loads(burns: list[float], pairs: int, spike_report: Path) -> list[Load]:
@@ -439,7 +439,7 @@ def fidelity_loads(burns: list[float], pairs: int, spike_report: Path) -> list[L
 def loads_playbook(loads: list[Load]) -> str:
     lines = ["- hosts: localhost", "  gather_facts: false", "  tasks:"]
     for load in loads:
-        lines += ["    - name: %s" % load.name, "      " + load.task]
+        lines += ["    - name: %s" % json.dumps(load.name), "      " + load.task]
     return "\n".join(lines) + "\n"
 
 
