@@ -94,7 +94,12 @@ METHOD = """
   *1,000 cheap tasks* (the same, ten times over); *1 task on 200 hosts* (`command: 'true'` on 200
   inventory aliases of localhost, `connection: local`, `forks: 50`). Facts are not gathered;
   `ansible_python_interpreter` is the benchmark's own Python. A first `off` run of the first playbook
-  warms the caches and is not counted.
+  warms the caches and is not counted. Quick mode (`make bench-quick`) runs 40 tasks and 20 hosts
+  (`forks: 10`) instead, in two rounds.
+* **Rounds.** A cheap command task costs this controller about 0.15 s, so the 1,000-task playbook takes
+  minutes per run. To keep `make bench` near half an hour, the default budget gives every variant five
+  rounds of the 100-task playbook, and the slower playbooks fewer (the *runs* column says how many);
+  `benchmarks/bench.py --rounds 5` gives every variant five rounds everywhere (about two hours).
 * **The anchor's group.** `cgroup_perf_recap` reads `/sys/fs/cgroup/<controller>/<control_group>/…`
   with one `control_group` for the memory, cpuacct and pids hierarchies, and expects the playbook to be
   started inside that group (`cgexec`). Groups are made here only beneath the benchmark's own group in
@@ -109,7 +114,7 @@ METHOD = """
   CPU burns of a known number of CPU seconds (a Python loop on `time.process_time()`), each read against a
   task that sleeps as long (the controller's own cost of waiting for a result grows with a task's wall
   time, so *burn − sleep* is the burn; `internal_poll_interval` is 0.02 s in these runs so that cost is
-  small); memory holds (a Python process writing N MiB and holding it 1.2 s); a spike (150 MiB written and
+  small); memory holds (a Python process writing N MiB and holding it 1.2 s); a spike (N MiB written and
   freed at once; its measured life is shown); process fan-outs (30 `sleep 1` at once, and 40 `sleep 0.02`
   at once). Reported figures are task records (`scope: task`); with several runs, the median.
 * **Footprint.** The controller's peak resident memory: `ru_maxrss` from `wait4` (the largest peak of any
@@ -403,11 +408,47 @@ def verdicts(results: dict[str, Any], misses: dict[str, list[str]]) -> list[str]
     return lines
 
 
+READING = """
+## Reading the results
+
+* **Where the profiler's CPU goes.** Two costs, both on the controller's main process: the sampler thread
+  (one read of the run group's counters per interval, one series row; its own CPU is the *sampler CPU*
+  column, and the profiler takes it out of the task figures), and the work at every task boundary —
+  making the new window's group in each hierarchy that keeps a peak counter, moving the controller into
+  it, reading the counters, closing the previous window (removing its groups) and writing its record.
+  The *extra CPU per task* column is the sum of both divided by the number of tasks; it does not depend
+  on what a task does, so its share is largest for the cheapest tasks, which is what these playbooks are.
+* **Wall time on two cores.** The controller's main process already polls for results every millisecond;
+  the sampler thread competes with it for the interpreter lock and, with module processes, for the two
+  cores. A playbook of `command: 'true'` tasks is CPU-bound on this machine, so extra controller CPU shows
+  up as wall time almost one for one. Other people's tests on a shared machine move single runs by more
+  than the targets; compare the spread in brackets with the median before reading a median as a verdict.
+* **CPU fidelity.** The kernel counters (cgroup v1 `cpuacct`, v2 `cpu.stat`) are exact; the error in the
+  burn rows is the difference between two tasks' fixed costs (a worker fork, a module's Python start-up),
+  which varies by a few hundredths of a second from task to task, more on a loaded machine. That is why
+  each burn is read against a sleep of the same length, repeated, and why the ±0.05 s floor matters for
+  sub-second burns. The process-tree backend adds the CPU of processes that exited to their parent's
+  counters through the kernel's accounting of reaped children, which is why it is close too.
+* **Memory and PIDs.** Where the kernel keeps a peak (v1 `memory.max_usage_in_bytes`, `pids.peak`;
+  v2 `memory.peak`, `pids.peak`), each task window gets a fresh group and the peak is exact: holds,
+  spikes far shorter than the sample interval, and fan-outs of processes living 20 ms are all caught.
+  Peaks include the task's worker and module interpreter, hence the idle task's baseline. On this host
+  the unified hierarchy has no memory or PIDs controller, so `cgroup2` (like `process`) takes memory and
+  PIDs from samples of the run's processes: a summed RSS that counts every forked worker's shared pages
+  again (a higher baseline), and nothing between two samples — a spike or a short fan-out that ends
+  between samples is missed. Those rows are marked *sampled*; misses there are the method's limit, and
+  the reason the `auto` backend picks the kernel's peak counters wherever they exist.
+* **The anchor.** `cgroup_perf_recap` polls every 0.25 s on three new threads per task and keeps the
+  largest sample: it reports CPU percent, not seconds, so CPU cost per task cannot be read from it; its
+  memory is the v1 `memory.usage_in_bytes` of its group (which also counts page cache the run touched)
+  sampled, so a short spike is missed; its PIDs are sampled, so a short fan-out is missed. It needs a
+  group made by hand and the playbook started inside it, and one group for all runs: simultaneous runs
+  would be counted together.
+""".strip("\n")
+
+
 def render(results: dict[str, Any]) -> str:
     fid, misses = fidelity(results)
     lines = header(results) + verdicts(results, misses) + overhead(results) + footprint(results) + fid
-    lines += ["", METHOD, ""]
-    notes = results.get("notes_file_text")
-    if notes:
-        lines += [notes]
+    lines += ["", READING, "", METHOD, ""]
     return "\n".join(lines).rstrip("\n") + "\n"
