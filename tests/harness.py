@@ -220,6 +220,47 @@ def python_burn(seconds: float) -> str:
     )
 
 
+BURN = 1.5
+REPEAT = 3
+
+
+def indent(text: str, spaces: int) -> str:
+    return text.replace("\n", "\n" + " " * spaces)
+
+
+def known_loads_playbook() -> str:
+    pairs = "".join(
+        f"""
+    - name: sleep{i}
+      ansible.builtin.command: "{{{{ ansible_playbook_python }}}} -c 'import time; time.sleep({BURN})'"
+    - name: burn{i}
+      {indent(python_burn(BURN), 6)}"""
+        for i in range(REPEAT)
+    )
+    return (
+        """
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: warm-up
+      ansible.builtin.command: "{{ ansible_playbook_python }} -c pass"
+%s
+    - name: quiet
+      ansible.builtin.command: "{{ ansible_playbook_python }} -c 'import time; time.sleep(0.5)'"
+    - name: hold
+      ansible.builtin.command: "{{ ansible_playbook_python }} -c 'import time; b = bytearray(200 * 1024 * 1024); time.sleep(1.2)'"
+    - name: spike
+      ansible.builtin.command: >-
+        {{ ansible_playbook_python }} -c
+        'import time; t = time.monotonic(); b = bytearray(150 * 1024 * 1024); del b;
+        print(time.monotonic() - t); time.sleep(0.6)'
+    - name: fanout
+      ansible.builtin.shell: "for i in $(seq 30); do sleep 1 & done; wait"
+"""
+        % pairs
+    )
+
+
 def cleanup_dir(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 

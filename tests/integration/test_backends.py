@@ -11,52 +11,13 @@ import statistics
 import time
 
 import pytest
-from harness import python_burn
+from harness import BURN, REPEAT, indent, known_loads_playbook, python_burn
 
 from ansible_collections.perfstats.profiler.plugins.module_utils import _cgroups as cg
 
 MIB = 1024 * 1024
-BURN = 1.5
-REPEAT = 3
 LAYOUT = cg.detect_layout()
 BACKENDS = ["auto", "cgroup1", "cgroup2", "process"]
-
-
-def _indent(text: str, spaces: int) -> str:
-    return text.replace("\n", "\n" + " " * spaces)
-
-
-def known_loads_playbook() -> str:
-    pairs = "".join(
-        f"""
-    - name: sleep{i}
-      ansible.builtin.command: "{{{{ ansible_playbook_python }}}} -c 'import time; time.sleep({BURN})'"
-    - name: burn{i}
-      {_indent(python_burn(BURN), 6)}"""
-        for i in range(REPEAT)
-    )
-    return (
-        """
-- hosts: localhost
-  gather_facts: false
-  tasks:
-    - name: warm-up
-      ansible.builtin.command: "{{ ansible_playbook_python }} -c pass"
-%s
-    - name: quiet
-      ansible.builtin.command: "{{ ansible_playbook_python }} -c 'import time; time.sleep(0.5)'"
-    - name: hold
-      ansible.builtin.command: "{{ ansible_playbook_python }} -c 'import time; b = bytearray(200 * 1024 * 1024); time.sleep(1.2)'"
-    - name: spike
-      ansible.builtin.command: >-
-        {{ ansible_playbook_python }} -c
-        'import time; t = time.monotonic(); b = bytearray(150 * 1024 * 1024); del b;
-        print(time.monotonic() - t); time.sleep(0.6)'
-    - name: fanout
-      ansible.builtin.shell: "for i in $(seq 30); do sleep 1 & done; wait"
-"""
-        % pairs
-    )
 
 
 def _available(backend: str) -> str | None:
@@ -136,7 +97,7 @@ def test_simultaneous_runs_see_only_their_own_load(harness):
             {{ ansible_playbook_python }} -c 'import time; b = bytearray(300 * 1024 * 1024); time.sleep(2)'
         - name: fanout
           ansible.builtin.shell: "for i in $(seq 40); do sleep 2 & done; wait"
-    """ % _indent(python_burn(3.0), 10)
+    """ % indent(python_burn(3.0), 10)
     idle = """
     - hosts: localhost
       gather_facts: false
