@@ -46,8 +46,8 @@ CONSTRUCTS = {
               ansible.builtin.debug: {msg: always}
         - name: in the background
           ansible.builtin.command: sleep 1
-          async: 10
-          poll: 1
+          async: 60
+          poll: 3
         - name: hidden
           ansible.builtin.debug: {msg: "secret-value-1234"}
           no_log: true
