@@ -640,6 +640,20 @@ def run_fidelity(ws: Workspace, layout: Any, burns: list[float], pairs: int, rep
     return result
 
 
+def run_micro(collections: Path, layout: Any, windows: int) -> dict[str, Any]:
+    """The profiler's own cost per window and per sample, for every backend here."""
+    found: dict[str, Any] = {}
+    for backend, why in available_backends(layout).items():
+        if why:
+            continue
+        out = _quiet(
+            [sys.executable, str(Path(__file__).resolve().parent / "window_cost.py"), str(collections), backend, str(windows)]
+        )
+        found[backend] = json.loads(out.strip().splitlines()[-1])
+        print("  micro %-8s %s" % (backend, found[backend]), flush=True)
+    return found
+
+
 def _task_figures(record: dict[str, Any]) -> dict[str, Any]:
     keys = ("cpu_total_s", "memory_peak_bytes", "memory_peak_exact", "pids_peak", "pids_peak_exact", "duration_s", "cpu_pct_max")
     return {k: record.get(k) for k in keys}
@@ -765,7 +779,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--wait-quiet", type=float, default=0.0, metavar="SECONDS", help="wait up to this long for load < 0.5 and no other runs"
     )
-    parser.add_argument("--only", default="overhead,fidelity", help="comma-separated: overhead, fidelity")
+    parser.add_argument("--only", default="overhead,fidelity,micro", help="comma-separated: overhead, fidelity, micro")
+    parser.add_argument("--add-to", type=Path, metavar="JSON", help="add the parts run now to earlier raw results")
     parser.add_argument(
         "--rounds", type=int, default=0, help="rounds of every variant in every overhead playbook (default: the budget below)"
     )
@@ -788,6 +803,12 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {"machine": machine(layout), "quiet": quiet, "quick": quick}
     given = sys.argv[1:] if argv is None else argv
     results["command"] = " ".join([".venv/bin/python benchmarks/bench.py", *given])
+    if args.add_to:
+        earlier = json.loads(args.add_to.read_text())
+        earlier["command"] = "%s; then %s" % (earlier["command"], results["command"])
+        earlier["quiet"]["later"] = quiet
+        results = earlier
+        raw = args.add_to
     started = time.monotonic()
     with signals_as_exit(), tempfile.TemporaryDirectory(prefix="perfstats-bench-") as tmp, AnchorGroup(layout) as anchor:
         anchor_ok = not anchor.problem
@@ -804,7 +825,10 @@ def main(argv: list[str] | None = None) -> int:
             print("fidelity", flush=True)
             burns = [0.1, 1.0] if quick else [0.05, 0.2, 1.0, 2.0]
             results["fidelity"] = run_fidelity(ws, layout, burns, 1 if quick else 3, 1, anchor_ok)
-    results["elapsed_s"] = time.monotonic() - started
+        if "micro" in parts:
+            print("profiler's own cost", flush=True)
+            results["micro"] = run_micro(collections, layout, 100 if quick else 500)
+    results["elapsed_s"] = results.get("elapsed_s", 0.0) + time.monotonic() - started
     results["quiet"]["load_at_end"] = load_average()
     raw.parent.mkdir(parents=True, exist_ok=True)
     raw.write_text(json.dumps(results, indent=1, default=str))

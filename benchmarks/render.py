@@ -134,8 +134,15 @@ def overhead(results: dict[str, Any]) -> list[str]:
         lines += [
             "### %s" % scenario["title"],
             "",
-            "`off`: wall %s s, CPU %s s (medians of %d runs)."
-            % (_s(off["wall_s"]["median"]), _s(off["cpu_s"]["median"]), off["runs"]),
+            "`off`: wall %s s, CPU %s s (medians of %d runs); the `off` runs themselves spread over %s … %s of their "
+            "median wall time, the noise every ratio below carries."
+            % (
+                _s(off["wall_s"]["median"]),
+                _s(off["cpu_s"]["median"]),
+                off["runs"],
+                _pct(off["wall_s"]["min"] / off["wall_s"]["median"]),
+                _pct(off["wall_s"]["max"] / off["wall_s"]["median"]),
+            ),
             "",
             "| variant | runs | wall s | wall vs off | CPU s | CPU vs off | extra CPU per task | sampler CPU s | samples |",
             "| --- | ---: | ---: | --- | ---: | --- | ---: | ---: | ---: |",
@@ -167,6 +174,58 @@ def overhead(results: dict[str, Any]) -> list[str]:
         "measures itself (`profiler_cpu_s` in the summary; the rest of its cost is the per-task work of "
         "opening and closing windows: making, entering and removing each window's groups, and writing records).",
     ]
+    return lines
+
+
+def micro(results: dict[str, Any]) -> list[str]:
+    data = results.get("micro") or {}
+    if not data:
+        return []
+    lines = [
+        "",
+        "## The profiler's own cost, measured in-process",
+        "",
+        "Whole-run ratios carry the noise of the machine (see the spread of `off` above). These figures do not: "
+        "`benchmarks/window_cost.py` drives a real profiling session on the real kernel without Ansible, timing "
+        "each task boundary (open a window, one host result) with the thread's CPU clock over %d windows, and "
+        "an idle stretch sampled every 20 ms (the session's own `profiler_cpu_s` over its samples). They leave out "
+        "the callback's share (Ansible's events, the record file, the recap)." % next(iter(data.values()))["windows"],
+        "",
+        "| backend | CPU per task window, median (p90) | CPU per sample | CPU per second at 50 ms / 20 ms |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for backend, m in data.items():
+        sample = m.get("sample_ms") or 0.0
+        lines.append(
+            "| %s (%s) | %.2f ms (%.2f ms) | %.2f ms | %.1f ms / %.1f ms |"
+            % (backend, m["backend"], m["window_ms_median"], m["window_ms_p90"], sample, sample * 20, sample * 50)
+        )
+    auto = data.get("auto")
+    overhead_data = results.get("overhead") or {}
+    if auto and overhead_data:
+        lines += ["", "What these predict for the overhead playbooks (`auto` backend), as extra CPU over `off`:", ""]
+        lines += ["| playbook | variant | predicted extra CPU | measured extra CPU (median) |", "| --- | --- | ---: | ---: |"]
+        for scenario in overhead_data.values():
+            off = scenario["variants"]["off"]
+            for label in ("ours 50 ms", "ours 20 ms"):
+                v = scenario["variants"].get(label)
+                if not v:
+                    continue
+                predicted = (
+                    auto["window_ms_median"] * max(1, scenario.get("tasks", 1))
+                    + (auto.get("sample_ms") or 0) * v["samples"]["median"]
+                ) / 1000
+                lines.append(
+                    "| %s | %s | %.2f s (%+.1f%%) | %+.2f s (%s) |"
+                    % (
+                        scenario["title"],
+                        label,
+                        predicted,
+                        100 * predicted / off["cpu_s"]["median"],
+                        v["cpu_s"]["median"] - off["cpu_s"]["median"],
+                        _pct(v["cpu_ratio"]["median"]),
+                    )
+                )
     return lines
 
 
@@ -449,6 +508,6 @@ READING = """
 
 def render(results: dict[str, Any]) -> str:
     fid, misses = fidelity(results)
-    lines = header(results) + verdicts(results, misses) + overhead(results) + footprint(results) + fid
+    lines = header(results) + verdicts(results, misses) + overhead(results) + micro(results) + footprint(results) + fid
     lines += ["", READING, "", METHOD, ""]
     return "\n".join(lines).rstrip("\n") + "\n"
