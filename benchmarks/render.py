@@ -204,7 +204,10 @@ def micro(results: dict[str, Any]) -> list[str]:
     overhead_data = results.get("overhead") or {}
     if auto and overhead_data:
         lines += ["", "What these predict for the overhead playbooks (`auto` backend), as extra CPU over `off`:", ""]
-        lines += ["| playbook | variant | predicted extra CPU | measured extra CPU (median) |", "| --- | --- | ---: | ---: |"]
+        lines += [
+            "| playbook | variant | predicted extra CPU | measured: difference of medians (median of ratios) |",
+            "| --- | --- | ---: | ---: |",
+        ]
         for scenario in overhead_data.values():
             off = scenario["variants"]["off"]
             for label in ("ours 50 ms", "ours 20 ms"):
@@ -416,6 +419,17 @@ def fidelity(results: dict[str, Any]) -> tuple[list[str], dict[str, list[str]]]:
     return lines, misses
 
 
+def _predicted(results: dict[str, Any], scenario: dict[str, Any], label: str) -> tuple[float, float, float] | None:
+    """Seconds of CPU the in-process figures predict for windows and samples, and off's CPU."""
+    auto = (results.get("micro") or {}).get("auto")
+    variant = scenario["variants"].get(label)
+    if not auto or not variant or not auto.get("sample_ms"):
+        return None
+    window_s = auto["window_ms_median"] * max(1, scenario.get("tasks", 1)) / 1000
+    sample_s = auto["sample_ms"] * variant["samples"]["median"] / 1000
+    return window_s, sample_s, scenario["variants"]["off"]["cpu_s"]["median"]
+
+
 def verdicts(results: dict[str, Any], misses: dict[str, list[str]]) -> list[str]:
     lines = ["", "## Against the targets", ""]
     data = results.get("overhead") or {}
@@ -425,11 +439,25 @@ def verdicts(results: dict[str, Any], misses: dict[str, list[str]]) -> list[str]
         v = data[key]["variants"][label]
         wall, cpu = v["wall_ratio"]["median"], v["cpu_ratio"]["median"]
         target = "%s, %s: wall median ≤ %s" % (data[key]["title"], label, _pct(limit))
+        few = (
+            " — only %d run%s, within the noise of the `off` runs' spread" % (v["runs"], "" if v["runs"] == 1 else "s")
+            if v["runs"] < 3
+            else ""
+        )
+        predicted = _predicted(results, data[key], label)
+        why = ""
+        if predicted is not None:
+            window_s, sample_s, off_cpu = predicted
+            why = "; the profiler's in-process cost predicts %s CPU (task windows %.2f s, sampling %.2f s)" % (
+                _pct(1 + (window_s + sample_s) / off_cpu),
+                window_s,
+                sample_s,
+            )
         if wall <= limit:
-            lines.append("* %s — **met** (%s; CPU %s)." % (target, _pct(wall), _pct(cpu)))
+            lines.append("* %s — **met** (%s; CPU %s%s%s)." % (target, _pct(wall), _pct(cpu), why, few))
         else:
             lines.append(
-                "* %s — **missed** by %.1f points (%s; CPU %s; spread of wall ratios %s … %s over %d runs)."
+                "* %s — **missed** by %.1f points (%s; CPU %s; wall ratios %s … %s over %d runs%s%s)."
                 % (
                     target,
                     (wall - limit) * 100,
@@ -438,6 +466,8 @@ def verdicts(results: dict[str, Any], misses: dict[str, list[str]]) -> list[str]
                     _pct(v["wall_ratio"]["min"]),
                     _pct(v["wall_ratio"]["max"]),
                     v["runs"],
+                    why,
+                    few,
                 )
             )
     growth = []
@@ -470,6 +500,18 @@ def verdicts(results: dict[str, Any], misses: dict[str, list[str]]) -> list[str]
 READING = """
 ## Reading the results
 
+* **The overhead targets and this machine.** A whole run's own spread here (the `off` line of each
+  playbook) is ten times the 1–2% targets, and a handful of rounds cannot resolve a difference that small:
+  a wall-time verdict above is only as good as its spread. The in-process figures are the firmer estimate.
+  They say the sampler costs about a third of a millisecond per sample, so at 20 ms it takes close to 2%
+  of one core by itself — the 1% target at 20 ms cannot be met by the current sampler, whatever the
+  noise; at the default 50 ms it is under 1%. What would close the gap: a cheaper sample (keep each counter
+  file open and re-read it with `pread` instead of opening, reading and closing every file on every
+  sample; read only what the series shows, since kernel peaks already cover the maxima), or a longer
+  default interval where the kernel keeps peaks. Task windows cost well under a millisecond each on the
+  cgroup backends. The 200-host playbook measured more extra CPU than the in-process figures predict;
+  those figures time one host result per window, not 200, so the per-result path (a host record built
+  and written for every host) is the first place to look.
 * **Where the profiler's CPU goes.** Two costs, both on the controller's main process: the sampler thread
   (one read of the run group's counters per interval, one series row; its own CPU is the *sampler CPU*
   column, and the profiler takes it out of the task figures), and the work at every task boundary —
