@@ -1,6 +1,7 @@
 # perfstats.profiler — developer entry points.
 #   make demo   a demo playbook profiled on localhost (fresh machine: needs only Python and pip)
 #   make test   ruff, ansible-test sanity, unit and integration tests, the version matrix's CI rows
+#   make bench  overhead, fidelity and footprint benchmarks -> docs/benchmarks.md (~35 min; make bench-quick: ~3 min)
 #   make matrix the whole version matrix (Ansible 2.9 -> ansible-core 2.21), one cached venv per row in build/matrix
 PYTHON ?= python3
 VENV ?= .venv
@@ -10,7 +11,7 @@ COLLECTIONS := $(BUILD)/collections
 VERSION := $(shell sed -n 's/^version: *//p' galaxy.yml)
 TARBALL := $(BUILD)/perfstats-profiler-$(VERSION).tar.gz
 
-.PHONY: demo test lint lint-role sanity unit integration collection bench matrix matrix-ci clean
+.PHONY: demo test lint lint-role sanity unit integration collection bench bench-quick matrix matrix-ci clean
 
 $(BIN)/.installed: requirements/run.txt requirements/dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -54,8 +55,14 @@ integration: $(BIN)/.installed
 test: $(BIN)/.installed
 	$(MAKE) lint
 	$(MAKE) sanity
-	$(BIN)/python -m pytest tests/unit tests/integration runner/tests
+	$(BIN)/python -m pytest tests/unit tests/integration runner/tests benchmarks/test_bench.py
 	$(MAKE) matrix-ci
+
+bench: $(BIN)/.installed
+	$(BIN)/python benchmarks/bench.py $(BENCH_ARGS)
+
+bench-quick: $(BIN)/.installed
+	$(BIN)/python benchmarks/bench.py --quick
 
 matrix: $(BIN)/.installed
 	$(BIN)/python tests/matrix/run_matrix.py $(MATRIX_ARGS)

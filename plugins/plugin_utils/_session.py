@@ -205,9 +205,11 @@ class Session:
                 raise SessionError("%s: no parent group" % hierarchy.key)
             parent = GroupDir(parent_path, hierarchy.version)
             self._reap_stale(parent)
-            run, err = parent.make_child(name)
-            if run is None:
+            made, err = parent.make_child(name)
+            if made is None:
                 raise SessionError("%s: cannot create %s/%s: %s" % (hierarchy.key, parent.path, name, os.strerror(err or 0)))
+            # The run group's counters are read on every sample: keep them open.
+            run = GroupDir(made.path, made.version, keep_open=True)
             self._run_groups[hierarchy.key] = run
             self._home[hierarchy.key] = GroupDir(hierarchy.own_dir, hierarchy.version)
             served = [m for m in METRICS if plan.sources[m].hierarchy == hierarchy]
@@ -442,9 +444,13 @@ class Session:
 
     def sample(self) -> None:
         own0 = time.thread_time()
-        now = time.monotonic()
-        cpu, mem, pids = self._run_meter.read()
         with self._lock:
+            # Under the lock: the run group's files are shared with the main
+            # thread's window boundaries, and closed by cleanup.
+            if self._cleaned:
+                return
+            now = time.monotonic()
+            cpu, mem, pids = self._run_meter.read()
             pct = 0.0
             if cpu is not None:
                 if self._last_sample is not None and now > self._last_sample[0]:
@@ -536,6 +542,8 @@ class Session:
             self._cleaned = True
             self._finished = True
         self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=2.0)
         self._restore_signals()
         left = self._remove_groups()
         if left:
@@ -547,6 +555,7 @@ class Session:
             home.add_process(self._pid)
         left: list[str] = []
         for key, run in self._run_groups.items():
+            run.close()
             home = self._home.get(key)
             # Processes the run left behind (say, a persistent ssh master) go
             # back to the group the controller came from.
