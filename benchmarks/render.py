@@ -507,13 +507,15 @@ READING = """
 * **The overhead targets and this machine.** A whole run's own spread here (the `off` line of each
   playbook) is ten times the 1–2% targets, and a handful of rounds cannot resolve a difference that small:
   a wall-time verdict above is only as good as its spread. The in-process figures are the firmer estimate.
-  They say the sampler costs about a third of a millisecond per sample, so at 20 ms it takes close to 2%
-  of one core by itself — in CPU terms more than the whole 1% target at 20 ms, whatever the noise; at
-  the default 50 ms it is under 1%. What would close the gap: a cheaper sample (keep each counter
-  file open and re-read it with `pread` instead of opening, reading and closing every file on every
-  sample; read only what the series shows, since kernel peaks already cover the maxima), or a longer
-  default interval where the kernel keeps peaks. Task windows cost well under a millisecond each on the
-  cgroup backends. The 200-host playbook measured more extra CPU than the in-process figures predict;
+  The sampler's cost per sample is what decides the 20 ms target: at a third of a millisecond (the
+  first full run here, when every sample opened, read and closed each counter file) it takes close to
+  2% of one core by itself; with the run group's counter files kept open and re-read with `pread` (the
+  in-process table above, measured after that change) it is 0.1–0.15 ms on the v1 and hybrid backends,
+  under 1% at 20 ms and well under at the default 50 ms. The whole-run tables predate that change (see
+  the commit in the table at the top) until the next full run. What would close the rest: read only
+  what the series shows (kernel peaks already cover the maxima), and on cgroup2 without memory and pids
+  controllers list the run's processes without walking `/proc` for every sample (0.4 ms a sample here).
+  Task windows cost well under a millisecond each on the cgroup backends. The 200-host playbook measured more extra CPU than the in-process figures predict;
   those figures time one host result per window, not 200, so the per-result path (a host record built
   and written for every host) is the first place to look.
 * **Where the profiler's CPU goes.** Two costs, both on the controller's main process: the sampler thread
