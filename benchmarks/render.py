@@ -515,7 +515,8 @@ READING = """
   the commit in the table at the top) until the next full run. What would close the rest: read only
   what the series shows (kernel peaks already cover the maxima), and on cgroup2 without memory and pids
   controllers list the run's processes without walking `/proc` for every sample (0.4 ms a sample here).
-  Task windows cost well under a millisecond each on the cgroup backends. The 200-host playbook measured more extra CPU than the in-process figures predict;
+  Task windows cost well under a millisecond each on the cgroup backends. The 200-host playbook
+  measured more extra CPU than the in-process figures predict;
   those figures time one host result per window, not 200, so the per-result path (a host record built
   and written for every host) is the first place to look.
 * **Where the profiler's CPU goes.** Two costs, both on the controller's main process: the sampler thread
