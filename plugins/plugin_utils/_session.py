@@ -44,7 +44,6 @@ from ansible_collections.perfstats.profiler.plugins.module_utils._cgroups import
     PIDS,
     CpuTimes,
     GroupDir,
-    Hierarchy,
     Layout,
     Plan,
     choose_plan,
@@ -217,7 +216,7 @@ class Session:
             if hierarchy.version == 2 and peaks:
                 if not run.enable_controllers(peaks):
                     raise SessionError("unified: cannot enable %s for the run's children" % " ".join(peaks))
-            if hierarchy.version == 1 and MEMORY in served and _read_flag(run, "memory.use_hierarchy") == "0":
+            if hierarchy.version == 1 and MEMORY in served and (made.read("memory.use_hierarchy") or "").strip() == "0":
                 # Old v1 kernels: without it a group's usage omits its children.
                 run.write("memory.use_hierarchy", "1")
             if peaks:
@@ -640,12 +639,4 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _read_flag(group: GroupDir, name: str) -> str:
-    try:
-        with open(group.file(name)) as handle:
-            return handle.read().strip()
-    except OSError:
-        return ""
-
-
-__all__ = ["Hierarchy", "Record", "Session", "SessionError", "SessionOptions", "CPU", "iso"]
+__all__ = ["Record", "Session", "SessionError", "SessionOptions", "iso"]
