@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """What does profiling cost, and does it tell the truth?
 
 Runs real ``ansible-playbook`` processes against localhost and writes
@@ -175,7 +175,7 @@ class AnchorGroup:
 
     def close(self) -> None:
         for path in self.dirs.values():
-            for _ in range(100):
+            for _i in range(100):
                 try:
                     path.rmdir()
                     break
@@ -616,7 +616,7 @@ def run_fidelity(ws: Workspace, layout: Any, burns: list[float], pairs: int, rep
             result["skipped"][backend] = why
             continue
         per_run = []
-        for _ in range(repeat):
+        for _i in range(repeat):
             variant = Variant("ours-" + backend, (CALLBACK,), {"backend": backend, "recap": "false"})
             measured = ws.run(playbook, variant, defaults=defaults, keep_records=True)
             tasks = {r["task_name"]: r for r in measured.records if r["scope"] == "task"}
@@ -630,7 +630,7 @@ def run_fidelity(ws: Workspace, layout: Any, burns: list[float], pairs: int, rep
         }
     if anchor_ok:
         per_run = []
-        for _ in range(repeat):
+        for _i in range(repeat):
             measured = ws.run(playbook, Variant("anchor", (ANCHOR,), anchor=True), defaults=defaults)
             per_run.append(parse_anchor(measured.stdout))
             print("  fidelity anchor", flush=True)

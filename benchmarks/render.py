@@ -385,7 +385,7 @@ def fidelity(results: dict[str, Any]) -> tuple[list[str], dict[str, list[str]]]:
         "only the largest CPU percentage of its 0.25 s polls." % pairs,
         "",
         "| load | known | %s |" % " | ".join(columns),
-        "| --- | ---: | %s |" % " | ".join("---:" for _ in columns),
+        "| --- | ---: | %s |" % " | ".join("---:" for _column in columns),
     ]
     for load in rows:
         known = {
