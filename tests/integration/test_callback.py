@@ -87,7 +87,8 @@ CONSTRUCTS = {
 def test_constructs_get_windows(harness):
     files = dict(CONSTRUCTS)
     playbook = files.pop("site.yml")
-    run = harness.run(playbook, inventory=TWO_HOSTS, files=files)
+    # The async job's files go to a directory of the test's own, wherever HOME points.
+    run = harness.run(playbook, inventory=TWO_HOSTS, files=files, env={"ANSIBLE_ASYNC_DIR": str(harness.base / "async")})
     assert run.rc == 0, run.stdout + run.stderr
     records = run.records()
     tasks = [r for r in records if r["scope"] == "task"]
