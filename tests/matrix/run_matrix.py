@@ -155,7 +155,7 @@ ROWS = [
 # ----------------------------------------------------------------------------
 # playbooks
 # ----------------------------------------------------------------------------
-INVENTORY = "localhost ansible_connection=local ansible_python_interpreter={{ ansible_playbook_python }}\n"
+INVENTORY = 'localhost ansible_connection=local ansible_python_interpreter="{{ ansible_playbook_python }}"\n'
 
 # Known loads. The burn counts its own user+system time with os.times(), so it
 # runs on every module Python (2.7 too); the baseline is the same command
