@@ -373,10 +373,13 @@ class Session:
         pids_peak = window.meter.pids_peak() if window.meter is not None else None
         mem_exact = mem_peak is not None
         pids_exact = pids_peak is not None
+        # One reading of the run for the fallbacks and the memory at the end
+        # (on the process tree, each separate call would walk the whole tree).
+        _cpu, mem_now, pids_now = self._run_meter.read()
         if mem_peak is None:
-            mem_peak = window.mem_max or self._run_meter.memory()
+            mem_peak = window.mem_max or mem_now
         if pids_peak is None:
-            pids_peak = window.pids_max or self._run_meter.pids()
+            pids_peak = window.pids_max or pids_now
         cpu_pct = window.cpu_pct_max
         if delta is not None and duration > 0:
             cpu_pct = max(cpu_pct, 100.0 * delta.total / duration)
@@ -397,7 +400,7 @@ class Session:
             "cpu_pct_max": round(cpu_pct, 1),
             "memory_peak_bytes": mem_peak,
             "memory_peak_exact": mem_exact,
-            "memory_end_bytes": self._run_meter.memory(),
+            "memory_end_bytes": mem_now,
             "pids_peak": pids_peak,
             "pids_peak_exact": pids_exact,
             "backend": self.backend,
