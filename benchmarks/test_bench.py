@@ -105,3 +105,26 @@ def test_every_variant_of_the_plan_runs_in_its_own_number_of_rounds():
             assert variants[0].label == "off"
             assert max(v.rounds for v in variants) == plan["off"]
     assert all(set(plan.values()) == {5} for _s, plan in bench.overhead_plan(False, 5))
+
+
+def test_the_full_plan_pairs_each_of_ours_with_off_at_least_five_times():
+    for _scenario, plan in bench.overhead_plan(False, 0):
+        for label in ("off", "ours 50 ms", "ours 20 ms"):
+            assert plan[label] >= 5
+
+
+def test_own_cpu_is_read_from_a_zombie_before_it_is_reaped():
+    import os
+    import subprocess
+    import sys
+
+    code = "import time\nend = time.process_time() + 0.3\nwhile time.process_time() < end:\n    pass\n"
+    child = subprocess.Popen([sys.executable, "-c", "import subprocess, sys; subprocess.run([sys.executable, '-c', %r])" % code])
+    os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOWAIT)
+    own = bench._own_cpu_s(child.pid)
+    _pid, _status, usage = os.wait4(child.pid, 0)
+    child.returncode = 0
+    tree = usage.ru_utime + usage.ru_stime
+    # the grandchild's 0.3 s burn is the tree's, not the parent's own
+    assert tree >= 0.3
+    assert own < tree - 0.25
