@@ -108,3 +108,22 @@ def test_the_run_is_found_by_pid_and_start(tmp_path: Path) -> None:
     assert find_run_dir([str(tmp_path / "missing"), str(tmp_path)], 42, job_start) == str(tmp_path / "20250101T000010Z-42-bb")
     assert find_run_dir([str(tmp_path)], 43, job_start + 30) is None
     assert find_run_dir([str(tmp_path)], 44, 0) is None
+
+
+def test_streamed_figures_land_in_the_matching_job_events_only(tmp_path: Path, caplog) -> None:
+    from perfstats_profiler_runner import EVENTS_FIELD, apply_profiling_events
+
+    events = tmp_path / "job_events"
+    events.mkdir()
+    (events / "1-aaa.json").write_text(json.dumps({"uuid": "aaa", "counter": 1, "event_data": {"task": "x"}}))
+    (events / "2-bbb.json").write_text(json.dumps({"uuid": "bbb", "counter": 2, "event_data": {}}))
+    (events / "3-ccc.json").write_text("{not json")
+    status = {"status": "successful", EVENTS_FIELD: {"aaa": host(1), "ccc": host(2)}}
+    assert apply_profiling_events(tmp_path, {"status": "successful"}) == 0
+    assert apply_profiling_events(tmp_path / "missing", status) == 0
+    assert apply_profiling_events(tmp_path, status) == 1
+    assert json.loads((events / "1-aaa.json").read_text())["event_data"] == {"task": "x", "profiling_data": host(1)}
+    assert "profiling_data" not in json.loads((events / "2-bbb.json").read_text())["event_data"]
+    assert (events / "3-ccc.json").read_text() == "{not json"
+    assert "could not add profiling_data" in caplog.text
+    assert sorted(p.name for p in events.iterdir()) == ["1-aaa.json", "2-bbb.json", "3-ccc.json"]

@@ -227,6 +227,8 @@ def test_run_api_events_carry_profiling_data(tmp_path: Path, collections_path: P
     check_summary_covers_all(records, summary)
     assert statuses[-1]["status"] == "successful"
     assert statuses[-1]["profiling_data"] == summary
+    # Every event was written here with its figures, so none travel with the status.
+    assert "profiling_events" not in statuses[-1]
 
 
 def test_cli_run_writes_profiling_data_into_job_events(tmp_path: Path, collections_path: Path) -> None:
@@ -362,8 +364,8 @@ def test_events_are_unchanged_apart_from_profiling_data(tmp_path: Path, collecti
     assert [_normal(e) for e in with_events] == [_normal(e) for e in without_events]
 
 
-def test_transmit_worker_process_pipeline(tmp_path: Path, collections_path: Path) -> None:
-    """The summary and the run's files reach the processing side of a streamed job."""
+def test_transmit_worker_process_pipeline(tmp_path: Path, collections_path: Path, ssh_available: None) -> None:
+    """The summary, every event's figures and the run's files reach the processing side of a streamed job."""
     ident = "remote"
     worker_dir = tmp_path / "worker"
     worker_dir.mkdir()
@@ -371,7 +373,7 @@ def test_transmit_worker_process_pipeline(tmp_path: Path, collections_path: Path
         tmp_path,
         collections_path,
         ident,
-        SMALL,
+        VARIED,
         env={"PERFSTATS_OUTPUT_DIR": str(worker_dir / "artifacts" / ident / "perfstats")},
     )
     out_dir = tmp_path / "processed"
@@ -403,4 +405,18 @@ def test_transmit_worker_process_pipeline(tmp_path: Path, collections_path: Path
     check_summary_covers_all(records, summary)
     assert statuses[-1]["status"] == "successful"
     assert statuses[-1]["profiling_data"] == summary
-    assert {e["event"] for e in events} >= {"runner_on_ok", "runner_item_on_ok", "playbook_on_stats"}
+    assert {e["event"] for e in events} >= {"runner_on_ok", "runner_item_on_ok", "runner_on_unreachable", "playbook_on_stats"}
+    # Events leave the worker before its plugins see them: the processing side gets them bare ...
+    assert not any("profiling_data" in e.get("event_data", {}) for e in events)
+    # ... and every one's figures with the final status, by event uuid.
+    from perfstats_profiler_runner import EVENTS_FIELD, apply_profiling_events
+
+    carried = statuses[-1][EVENTS_FIELD]
+    wanted = {e["uuid"] for e in events if e["event"] in RESULT_EVENTS | ITEM_EVENTS | {"playbook_on_stats"}}
+    assert set(carried) == wanted
+    assert apply_profiling_events(artifacts, statuses[-1]) == len(wanted)
+    assert check_events(job_event_files(artifacts), records, summary) >= 10
+    # A second application changes nothing.
+    before = job_event_files(artifacts)
+    apply_profiling_events(artifacts, statuses[-1])
+    assert job_event_files(artifacts) == before

@@ -27,6 +27,8 @@ only when wrapped with :func:`with_profiling_data`.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import os
 import threading
@@ -47,6 +49,7 @@ ITEM_EVENTS = frozenset(("runner_item_on_ok", "runner_item_on_failed", "runner_i
 STATS_EVENT = "playbook_on_stats"
 FINAL_STATUSES = frozenset(("successful", "failed", "canceled", "timeout", "error"))
 FIELD = "profiling_data"
+EVENTS_FIELD = "profiling_events"  # on a final status: {event uuid: profiling_data} of streamed events
 
 WAIT_ENV = "PERFSTATS_RUNNER_WAIT"
 DEFAULT_WAIT = 2.0
@@ -117,6 +120,7 @@ class Job:
         self.resolved = False
         self.items: dict[tuple, int] = {}
         self.done: dict[str, bool] = {}  # event uuids already handled (wrapper and plugin both see an event)
+        self.annotated: list[tuple[str, str, dict[str, Any]]] = []  # (counter, uuid, profiling_data)
         self.timeouts = 0
         self.waited = 0.0
         self.lock = threading.Lock()
@@ -168,6 +172,23 @@ class Job:
                 self.done.pop(next(iter(self.done)))
         if value is not None:
             data[FIELD] = value
+            self.annotated.append((str(event_data.get("counter")), uuid, value))
+
+    def unwritten(self) -> dict[str, dict[str, Any]]:
+        """Figures of annotated events that ansible-runner did not write to this job's job_events.
+
+        ansible-runner writes an event's file right after its plugins return,
+        unless the caller's event handler declined it.  A worker of
+        ``ansible-runner worker`` declines every event: it streams them to the
+        processing side instead, before any plugin has seen them.  Asked at the
+        final status, after the last event.
+        """
+        events_dir = os.path.join(self.artifact_dir, "job_events")
+        return {
+            uuid: value
+            for counter, uuid, value in self.annotated
+            if not os.path.exists(os.path.join(events_dir, "%s-%s.json" % (counter, uuid)))
+        }
 
     def _host_record(self, run: RunFiles, event: str, data: Mapping[str, Any]) -> dict[str, Any] | None:
         if not run.has_records:
@@ -235,6 +256,9 @@ def status_handler(config: Any, status_data: dict[str, Any]) -> None:
                 summary = job.run.summary()
                 if summary is not None:
                     status_data[FIELD] = summary
+                unwritten = job.unwritten()
+                if unwritten:
+                    status_data[EVENTS_FIELD] = unwritten
     except Exception:  # noqa: BLE001 - a plugin must never break a job
         log.exception("perfstats profiler plugin: status %r", status_data.get("status"))
 
@@ -271,4 +295,55 @@ def with_profiling_data(handler: Callable[[dict[str, Any]], Any] | None = None) 
     return wrapped
 
 
-__all__ = ["event_handler", "status_handler", "with_profiling_data", "output_bases", "FIELD", "WAIT_ENV"]
+def apply_profiling_events(artifact_dir: str | os.PathLike[str], status_data: Mapping[str, Any]) -> int:
+    """Write streamed events' figures into the job events of a processing side.
+
+    ``status_data`` is the final status of a job streamed through
+    ``ansible-runner transmit | worker | process``: the worker's plugin puts
+    every event's ``profiling_data`` there (as ``profiling_events``, by event
+    uuid), since the worker streams events before plugins see them.  Each
+    ``<artifact_dir>/job_events/<counter>-<uuid>.json`` of those events gets
+    its ``event_data.profiling_data``, replaced whole (written aside, then
+    renamed).  Returns how many files were updated.
+    """
+    found = status_data.get(EVENTS_FIELD) if isinstance(status_data, Mapping) else None
+    if not isinstance(found, Mapping) or not found:
+        return 0
+    events_dir = os.path.join(os.fspath(artifact_dir), "job_events")
+    try:
+        names = os.listdir(events_dir)
+    except OSError:
+        return 0
+    updated = 0
+    for name in names:
+        stem, dot, ext = name.rpartition(".")
+        uuid = stem.partition("-")[2]
+        if not dot or ext != "json" or uuid not in found:
+            continue
+        path = os.path.join(events_dir, name)
+        aside = path + ".perfstats-tmp"
+        try:
+            with open(path, encoding="utf-8") as handle:
+                event = json.load(handle)
+            event.setdefault("event_data", {})[FIELD] = found[uuid]
+            with open(os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", encoding="utf-8") as handle:
+                json.dump(event, handle)
+            os.replace(aside, path)
+            updated += 1
+        except (OSError, ValueError, AttributeError) as exc:
+            log.warning("perfstats profiler plugin: could not add profiling_data to %s: %s", path, exc)
+            with contextlib.suppress(OSError):
+                os.unlink(aside)
+    return updated
+
+
+__all__ = [
+    "event_handler",
+    "status_handler",
+    "with_profiling_data",
+    "apply_profiling_events",
+    "output_bases",
+    "FIELD",
+    "EVENTS_FIELD",
+    "WAIT_ENV",
+]
