@@ -57,30 +57,36 @@ class CgroupMeter:
     def cpu(self) -> CpuTimes | None:
         return None if self._cpu is None else self._cpu.cpu()
 
-    def memory(self) -> int | None:
+    def _member_pids(self) -> list[int] | None:
+        return None if self._members is None else list(walk_procs(self._members))
+
+    def memory(self, members: list[int] | None = None) -> int | None:
         if self._memory is not None:
             return self._memory.memory_current()
-        if self._members is None:
+        if members is None:
+            members = self._member_pids()
+        if members is None:
             return None
-        sizes = [process_rss_bytes(pid) for pid in walk_procs(self._members)]
+        sizes = [process_rss_bytes(pid) for pid in members]
         return sum(size for size in sizes if size is not None)
 
     def memory_peak(self) -> int | None:
         return self._memory.memory_peak() if self.memory_exact and self._memory is not None else None
 
-    def pids(self) -> int | None:
+    def pids(self, members: list[int] | None = None) -> int | None:
         if self._pids is not None:
             return self._pids.pids_current()
-        if self._members is None:
-            return None
-        return sum(1 for _pid in walk_procs(self._members))
+        if members is None:
+            members = self._member_pids()
+        return None if members is None else len(members)
 
     def pids_peak(self) -> int | None:
         return self._pids.pids_peak() if self.pids_exact and self._pids is not None else None
 
     def read(self) -> tuple[CpuTimes | None, int | None, int | None]:
-        """CPU, memory and PIDs now, for one sample."""
-        return self.cpu(), self.memory(), self.pids()
+        """CPU, memory and PIDs now, for one sample (the members listed once for both)."""
+        members = self._member_pids() if self._memory is None or self._pids is None else None
+        return self.cpu(), self.memory(members), self.pids(members)
 
 
 class ProcessTreeMeter:
