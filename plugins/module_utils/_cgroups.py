@@ -588,6 +588,21 @@ class GroupDir:
         """Move a process (all its threads) here; answers errno or None."""
         return self.write_error("cgroup.procs", str(pid))
 
+    def add_calling_thread(self, pid):
+        # type: (int) -> Optional[int]
+        """Move the calling thread here (v1), or process ``pid`` (v2); errno or None.
+
+        A process moved through ``cgroup.procs`` makes the kernel take its
+        global threadgroup lock, which waits for an RCU grace period: several
+        milliseconds of blocked caller, whatever the CPU cost.  A v1 thread
+        moving itself (``0`` into ``tasks``) does not need that lock on
+        recent kernels.  What the thread forks is born in its group.  v2
+        domain groups take only whole processes.
+        """
+        if self.version == 1:
+            return self.write_error("tasks", "0")
+        return self.add_process(pid)
+
     def child(self, name):
         # type: (str) -> GroupDir
         return GroupDir(os.path.join(self.path, name), self.version)

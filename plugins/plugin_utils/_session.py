@@ -12,8 +12,10 @@ The session knows kernel meters and nothing of Ansible.  It:
   in every hierarchy the plan uses, and moves the controller into it, so
   every process it forks is counted and simultaneous runs never mix;
 * scopes memory and PID peaks to a task window with a fresh child group per
-  window (the controller moves into it when the window opens, so the
-  window's workers and modules are born there); CPU seconds of a window are
+  window (the controller's calling thread moves into it when the window
+  opens, so the workers it forks and their modules are born there; on v1
+  a thread moving itself avoids the kernel's global migration lock and its
+  wait of milliseconds); CPU seconds of a window are
   the exact delta of the run group's counter between window boundaries;
 * samples the run group on one background thread for the time series and
   for whatever the kernel keeps no peak of;
@@ -228,13 +230,16 @@ class Session:
         members = by_metric[CPU]
         sampled_members = members if any(by_metric[m] is None for m in (MEMORY, PIDS)) else None
         self._run_meter = CgroupMeter(by_metric, sampled_members)
-        # The first window (before any task) holds the controller from now on.
+        # The whole controller goes into the run's groups once; from then on
+        # only the thread that opens windows (the one that forks workers)
+        # moves from window to window.
         first = self._make_window_groups(0)
         for key, run in self._run_groups.items():
-            target = first.get(key, run)
-            err = target.add_process(self._pid)
+            err = run.add_process(self._pid)
+            if err is None and key in first:
+                err = first[key].add_calling_thread(self._pid)
             if err is not None:
-                raise SessionError("%s: cannot move the controller into %s: %s" % (key, target.path, os.strerror(err)))
+                raise SessionError("%s: cannot move the controller into the run's group: %s" % (key, os.strerror(err)))
         self._window = self._new_window(0, "", "(before the first task)", "", "setup", first)
 
     def _make_window_groups(self, index: int) -> dict[str, GroupDir]:
@@ -304,7 +309,7 @@ class Session:
             if self._window_keys:
                 groups = self._make_window_groups(self._window_count)
                 for _key, group in groups.items():
-                    err = group.add_process(self._pid)
+                    err = group.add_calling_thread(self._pid)
                     if err is not None:
                         raise SessionError("cannot move the controller into %s: %s" % (group.path, os.strerror(err)))
             previous = self._window

@@ -114,3 +114,56 @@ def test_can_create_child_probe_leaves_nothing():
     before = set(os.listdir(parent.path))
     assert cg.can_create_child(parent) == (True, None)
     assert set(os.listdir(parent.path)) == before
+
+
+_THREAD_MOVE = r"""
+import os, sys, threading
+sys.path[:0] = [p for p in os.environ["PERFSTATS_TEST_PATH"].split(os.pathsep) if p]
+from ansible_collections.perfstats.profiler.plugins.module_utils import _cgroups as cg
+
+run, window, home = (cg.GroupDir(p, 1) for p in sys.argv[1:4])
+stop = threading.Event()
+helper = threading.Thread(target=stop.wait)
+helper.start()
+assert run.add_process(os.getpid()) is None
+assert window.add_calling_thread(os.getpid()) is None
+
+def where(tid):
+    for line in open("/proc/self/task/%d/cgroup" % tid):
+        if ":pids:" in line:
+            return line.strip().split(":", 2)[2]
+
+child = os.fork()
+if child == 0:
+    os._exit(0 if where(os.getpid()).endswith(os.path.basename(window.path)) else 1)
+_pid, status = os.waitpid(child, 0)
+print(where(threading.get_native_id()), where(helper.native_id), os.waitstatus_to_exitcode(status))
+stop.set()
+helper.join()
+assert home.add_process(os.getpid()) is None
+"""
+
+
+@pytest.mark.skipif(_own("pids") is None, reason="no writable v1 pids hierarchy here")
+def test_v1_calling_thread_moves_alone_and_forks_into_its_group():
+    hierarchy = _own("pids")
+    run = _child_group(hierarchy, "run")
+    window, err = run.make_child("w")
+    assert window is not None, os.strerror(err or 0)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", _THREAD_MOVE, run.path, window.path, hierarchy.own_dir],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            env=dict(os.environ, PERFSTATS_TEST_PATH=os.pathsep.join(sys.path)),
+        )
+        assert done.returncode == 0, done.stderr
+        main_at, helper_at, child_ok = done.stdout.split()
+        assert main_at.endswith("/w")  # the calling thread, and only it, moved on
+        assert helper_at.endswith(os.path.basename(run.path))
+        assert child_ok == "0"  # a process it forks is born in the window's group
+    finally:
+        assert window.remove() is None
+        assert run.remove() is None
