@@ -1,7 +1,7 @@
 # perfstats.profiler — developer entry points.
 #   make demo   a demo playbook profiled on localhost (fresh machine: needs only Python and pip)
 #   make test   ruff, ansible-test sanity, unit and integration tests, the version matrix's CI rows
-#   make bench  overhead, fidelity and footprint benchmarks -> docs/benchmarks.md (~35 min; make bench-quick: ~3 min)
+#   make bench  overhead, fidelity and footprint benchmarks -> docs/benchmarks.md (~70 min; make bench-quick: ~3 min)
 #   make matrix the whole version matrix (Ansible 2.9 -> ansible-core 2.21), one cached venv per row in build/matrix
 PYTHON ?= python3
 VENV ?= .venv

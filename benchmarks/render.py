@@ -103,9 +103,10 @@ METHOD = """
   warms the caches and is not counted. Quick mode (`make bench-quick`) runs 40 tasks and 20 hosts
   (`forks: 10`) instead, in two rounds.
 * **Rounds.** A cheap command task costs this controller about 0.15 s, so the 1,000-task playbook takes
-  minutes per run. To keep `make bench` near half an hour, the default budget gives every variant five
-  rounds of the 100-task playbook, and the slower playbooks fewer (the *runs* column says how many);
-  `benchmarks/bench.py --rounds 5` gives every variant five rounds everywhere (about two hours).
+  minutes per run. The default budget gives `off` and both of ours five rounds of every playbook (five
+  pairs each), the anchors five rounds of the 100-task playbook and fewer of the slower ones (the *runs*
+  column says how many): a little over an hour. `benchmarks/bench.py --rounds 5` gives every variant
+  five rounds everywhere (about 25 minutes more).
 * **The anchor's group.** `cgroup_perf_recap` reads `/sys/fs/cgroup/<controller>/<control_group>/…`
   with one `control_group` for the memory, cpuacct and pids hierarchies, and expects the playbook to be
   started inside that group (`cgexec`). Groups are made here only beneath the benchmark's own group in
