@@ -525,25 +525,36 @@ READING = """
 ## Reading the results
 
 * **The overhead targets and this machine.** A whole run's own spread here (the `off` line of each
-  playbook) is ten times the 1–2% targets, and a handful of rounds cannot resolve a difference that small:
-  a wall-time verdict above is only as good as its spread. The in-process figures are the firmer estimate.
-  The sampler's cost per sample is what decides the 20 ms target: at a third of a millisecond (the
-  first full run here, when every sample opened, read and closed each counter file) it takes close to
-  2% of one core by itself; with the run group's counter files kept open and re-read with `pread` (the
-  in-process table above, measured after that change) it is 0.1–0.15 ms on the v1 and hybrid backends,
-  under 1% at 20 ms and well under at the default 50 ms. The whole-run tables predate that change (see
-  the commit in the table at the top) until the next full run. What would close the rest: read only
-  what the series shows (kernel peaks already cover the maxima), and on cgroup2 without memory and pids
-  controllers list the run's processes without walking `/proc` for every sample (0.4 ms a sample here).
-  Task windows cost well under a millisecond each on the cgroup backends. The 200-host playbook
-  measured more extra CPU than the in-process figures predict;
-  those figures time one host result per window, not 200, so the per-result path (a host record built
-  and written for every host) is the first place to look.
+  playbook) is several times the 1–2% targets: this virtual machine's speed drifts by a quarter within
+  minutes (the same 100-task run took 13 s in one round and 20 s two rounds later), and a handful of
+  rounds cannot resolve a difference that small. A wall-time verdict above is only as good as its spread.
+  Two firmer estimates sit beside it: the *controller CPU added* column (the ansible-playbook process's
+  own CPU over its round's `off` run, as a share of the whole run; the profiler runs nowhere else) and
+  the in-process figures, which carry no machine noise at all.
+* **What the last changes removed.** Three costs found with these benchmarks are gone from the figures
+  above. (1) Moving the controller process into each task window's groups: writing a pid to
+  `cgroup.procs` takes the kernel's global thread-group lock, which waits for an RCU grace period. Under
+  Ansible that blocked the controller for 3 ms per move on average (9 ms for a move in isolation), twice
+  per task on this hybrid host (memory and PIDs): about 0.6 s, some 3.5% of the 100-task playbook's wall
+  time. On v1 the thread that forks the workers now moves itself (`0` into `tasks`), 0.2 ms. On cgroup
+  v2, whose groups take only whole processes, each window still costs one such move (cheap when
+  cgroup2 is mounted with `favordynmods`); that is the gap left on v2 hosts with memory and PIDs
+  controllers. (2) Opening, reading and closing each counter file per sample: the run group's files stay
+  open and are re-read with `pread`. (3) On cgroup2 without memory and PIDs controllers, listing the
+  run's processes twice per sample (once per metric): now once.
+* **The 200-host playbook.** Nearly all of its CPU is spent by the 200 workers and `command` modules
+  (children of the controller), not by the controller process, which is the only place the profiler
+  runs; the profiler's part there is one window and 200 host records. The CPU-vs-off column of that
+  playbook therefore moves with the children's noise, while the *controller CPU added* column shows the
+  profiler's own cost. Minor page faults of the children (copy-on-write after each fork, the one way the
+  profiler could touch them) rose by about 0.6% in a side measurement. A wall-time miss there that stands
+  far above the controller's added CPU is the machine's, not the profiler's; what would settle it is a
+  machine whose speed holds still (or many more rounds), not a change to the profiler.
 * **Where the profiler's CPU goes.** Two costs, both on the controller's main process: the sampler thread
   (one read of the run group's counters per interval, one series row; its own CPU is the *sampler CPU*
   column, and the profiler takes it out of the task figures), and the work at every task boundary —
-  making the new window's group in each hierarchy that keeps a peak counter, moving the controller into
-  it, reading the counters, closing the previous window (removing its groups) and writing its record.
+  making the new window's group in each hierarchy that keeps a peak counter, moving the forking thread
+  into it, reading the counters, closing the previous window (removing its groups) and writing its record.
   The *extra CPU per task* column is the sum of both divided by the number of tasks; it does not depend
   on what a task does, so its share is largest for the cheapest tasks, which is what these playbooks are.
 * **Wall time on two cores.** The controller's main process already polls for results every millisecond;
