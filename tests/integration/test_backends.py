@@ -66,9 +66,11 @@ def test_known_loads(harness, backend):
     sleeps = statistics.median(tasks["sleep%d" % i]["cpu_total_s"] for i in range(REPEAT))
     assert abs((burns - sleeps) - BURN) <= max(0.05, 0.05 * BURN), (burns, sleeps)
 
-    # Memory: the hold is covered, and not inflated beyond the run's baseline.
+    # Memory: the hold is covered, and not inflated beyond the run's baseline: the
+    # largest peak of the tasks that run the same processes without the allocation
+    # (with sampled memory, a 0.5 s task may see no sample of its own module).
     hold = tasks["hold"]
-    baseline = tasks["quiet"]["memory_peak_bytes"]
+    baseline = max(tasks[name]["memory_peak_bytes"] for name in ["quiet"] + ["sleep%d" % i for i in range(REPEAT)])
     assert hold["memory_peak_bytes"] >= 200 * MIB
     assert hold["memory_peak_bytes"] <= 1.10 * (200 * MIB + baseline), (hold, baseline)
 

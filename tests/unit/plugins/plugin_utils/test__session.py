@@ -103,6 +103,10 @@ def test_groups_are_made_beneath_own_group_and_removed():
     assert _perfstats_dirs(proc.pid) == set()
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @needs_cgroups
 @pytest.mark.parametrize("signame", ["SIGTERM", "SIGINT"])
 def test_signals_remove_groups_and_keep_the_outcome(signame):
@@ -113,6 +117,8 @@ def test_signals_remove_groups_and_keep_the_outcome(signame):
         text=True,
         timeout=60,
         check=False,
+        # A suite started in the background inherits SIGINT ignored; the driver gets Python's usual handling.
+        preexec_fn=_default_sigint,  # noqa: PLW1509 - only resets one signal disposition
     )
     # Exactly what the signal does without the profiler: SIGTERM kills, SIGINT raises KeyboardInterrupt.
     if signame == "SIGTERM":
