@@ -230,14 +230,20 @@ class Session:
         members = by_metric[CPU]
         sampled_members = members if any(by_metric[m] is None for m in (MEMORY, PIDS)) else None
         self._run_meter = CgroupMeter(by_metric, sampled_members)
-        # The whole controller goes into the run's groups once; from then on
-        # only the thread that opens windows (the one that forks workers)
-        # moves from window to window.
+        # The whole controller goes into the run's groups once; from then on,
+        # on v1, only the thread that opens windows (the one that forks
+        # workers) moves from window to window.  A v2 group that enables
+        # controllers for its children may hold no process itself: there the
+        # controller goes straight into the first window.
         first = self._make_window_groups(0)
         for key, run in self._run_groups.items():
-            err = run.add_process(self._pid)
-            if err is None and key in first:
-                err = first[key].add_calling_thread(self._pid)
+            window = first.get(key)
+            if window is None or window.version == 2:
+                err = (window or run).add_process(self._pid)
+            else:
+                err = run.add_process(self._pid)
+                if err is None:
+                    err = window.add_calling_thread(self._pid)
             if err is not None:
                 raise SessionError("%s: cannot move the controller into the run's group: %s" % (key, os.strerror(err)))
         self._window = self._new_window(0, "", "(before the first task)", "", "setup", first)

@@ -247,3 +247,48 @@ def test_a_forced_backend_that_cannot_be_used_warns_once_and_uses_the_tree(tmp_p
     assert len(warnings) == 1 and "cgroup2 backend unavailable" in warnings[0] and "read-only" in warnings[0]
     assert [r["task_name"] for r in records] == ["a task"]
     assert records[0]["memory_peak_exact"] is False and records[0]["memory_peak_bytes"] > 0
+
+
+@pytest.mark.parametrize("tree", ["V2", "V1"])
+def test_where_the_controller_goes_at_start_on_recorded_trees(tmp_path, tree):
+    """v2: straight into the first window (a group enabling controllers for its children holds no
+    process); v1: the process into the run group, then the calling thread into the first window."""
+    import cgroup_trees
+
+    from ansible_collections.perfstats.profiler.plugins.plugin_utils._session import Session, SessionOptions
+
+    mountinfo, proc_cgroup = cgroup_trees.materialize(getattr(cgroup_trees, tree), tmp_path)
+    base = None
+    if tree == "V2":
+        # A base group prepared for delegation (as the controller role makes it): empty, offering both.
+        base = "/perfstats.slice"
+        prepared = tmp_path / "sys/fs/cgroup/perfstats.slice"
+        prepared.mkdir()
+        for name, text in {"cgroup.controllers": "memory pids\n", "cgroup.subtree_control": "memory pids\n"}.items():
+            (prepared / name).write_text(text)
+        (prepared / "cgroup.procs").write_text("")
+    offered = {str(tmp_path / "sys/fs/cgroup"): frozenset({"cpu", "memory", "pids"})} if tree == "V2" else None
+    mounts = cg.parse_mountinfo(mountinfo, offered)
+    layout = cg.build_layout(mounts, cg.parse_proc_cgroup(proc_cgroup))
+    backend = {"V2": "cgroup2", "V1": "cgroup1"}[tree]
+    plan = cg.plan_backend(layout, backend, base)
+    assert plan.sources["memory"].kernel_peak, plan.notes  # the recorded tree offers a kernel memory peak
+    options = SessionOptions(backend=backend, base_group=base, interval=5.0)
+    session = Session(options, emit=lambda r: None, warn=lambda w: None, layout=layout)
+    session.start()
+    try:
+        runs = [Path(d) for d in tmp_path.rglob("perfstats-run-*") if d.is_dir()]
+        assert runs, "no run group made"
+        windows = [run / "perfstats-w00000" for run in runs if (run / "perfstats-w00000").is_dir()]
+        assert windows, "no first window made"
+        for window in windows:
+            run = window.parent
+            if tree == "V2":
+                assert (window / "cgroup.procs").read_text() == str(os.getpid())
+                assert not (run / "cgroup.procs").exists()
+            else:
+                assert (run / "cgroup.procs").read_text() == str(os.getpid())
+                assert (window / "tasks").read_text() == "0"
+                assert not (window / "cgroup.procs").exists()
+    finally:
+        session.abort()
