@@ -162,18 +162,22 @@ def test_stale_groups_of_killed_runs_are_reaped():
             group.remove()
 
 
+# Loads lasting several 20 ms samples, for the backends that sample memory and PIDs.
+SAMPLED_LOADS = [
+    {"name": "sleep", "kind": "sleep", "seconds": 0.3},
+    {"name": "burn", "kind": "burn", "seconds": 0.5},
+    {"name": "hold", "kind": "hold", "mib": 120, "seconds": 0.5},
+    {"name": "fork", "kind": "fork", "count": 20, "seconds": 0.6},
+]
+
+
 def test_process_tree_fallback_measures_the_tree():
     pytest.importorskip("psutil", reason="the process-tree backend needs psutil")
     result = drive(
         {
             "backend": "process",
             "interval": 0.02,
-            "windows": [
-                {"name": "sleep", "kind": "sleep", "seconds": 0.3},
-                {"name": "burn", "kind": "burn", "seconds": 0.5},
-                {"name": "hold", "kind": "hold", "mib": 120, "seconds": 0.5},
-                {"name": "fork", "kind": "fork", "count": 20, "seconds": 0.6},
-            ],
+            "windows": SAMPLED_LOADS,
         }
     )
     tasks = by_name(result)
@@ -193,12 +197,7 @@ def test_cgroup2_without_controllers_samples_the_groups_members():
         {
             "backend": "cgroup2",
             "interval": 0.02,
-            "windows": [
-                {"name": "sleep", "kind": "sleep", "seconds": 0.3},
-                {"name": "burn", "kind": "burn", "seconds": 0.5},
-                {"name": "hold", "kind": "hold", "mib": 120, "seconds": 0.5},
-                {"name": "fork", "kind": "fork", "count": 20, "seconds": 0.6},
-            ],
+            "windows": SAMPLED_LOADS,
         }
     )
     tasks = by_name(result)
