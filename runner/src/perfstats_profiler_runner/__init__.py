@@ -22,7 +22,10 @@ record exists or the profiler has moved past the result (see docs/runner.md
 of the collection for the order of things and the worst case).
 
 A caller's ``event_handler`` runs before plugins, so it sees ``profiling_data``
-only when wrapped with :func:`with_profiling_data`.
+only when wrapped with :func:`with_profiling_data`.  On an ``ansible-runner
+worker`` events are streamed before plugins see them: their figures go with
+the final status (``profiling_events``), and :func:`apply_profiling_events`
+writes them into the processing side's job events.
 """
 
 from __future__ import annotations
