@@ -224,6 +224,23 @@ BURN = 1.5
 REPEAT = 3
 
 
+def burn_excess(tasks: dict[str, dict[str, Any]]) -> tuple[float, float, float]:
+    """What the known-loads burns cost beyond the sleeps as long, with both sides.
+
+    Every one of these tasks also pays for its worker, its module's interpreter and
+    the controller's polling: 0.3-0.45 s of CPU that varies by a tenth of a second
+    from task to task on a small, busy machine. That noise only ever adds, so the
+    cheapest task of each kind is the one nearest the load itself.
+    """
+    burns = min(tasks["burn%d" % i]["cpu_total_s"] for i in range(REPEAT))
+    sleeps = min(tasks["sleep%d" % i]["cpu_total_s"] for i in range(REPEAT))
+    return burns - sleeps, burns, sleeps
+
+
+# A meter that missed the module's process would see ~0 s, one counting it twice ~2 x BURN.
+BURN_TOLERANCE = 0.1 * BURN
+
+
 def indent(text: str, spaces: int) -> str:
     return text.replace("\n", "\n" + " " * spaces)
 
