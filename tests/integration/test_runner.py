@@ -420,3 +420,44 @@ def test_transmit_worker_process_pipeline(tmp_path: Path, collections_path: Path
     before = job_event_files(artifacts)
     apply_profiling_events(artifacts, statuses[-1])
     assert job_event_files(artifacts) == before
+
+    # Through the CLIs alone: the figures come back in the worker's artifacts, and the
+    # command writes them into what `ansible-runner process` wrote.
+    cli_dir = tmp_path / "processed-cli"
+    cli_dir.mkdir()
+    with open(tmp_path / "stream", "rb") as stream:
+        done = subprocess.run(
+            [str(BIN / "ansible-runner"), "process", str(cli_dir), "--ident", ident],
+            stdin=stream,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    assert done.returncode == 0, done.stderr
+    cli_artifacts = cli_dir / "artifacts" / ident
+    assert json.loads((cli_artifacts / "perfstats" / "profiling_events.json").read_text()) == carried
+    assert not any("profiling_data" in e.get("event_data", {}) for e in job_event_files(cli_artifacts))
+    applied = subprocess.run(
+        [str(BIN / "perfstats-runner-apply"), str(cli_artifacts)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert applied.returncode == 0, applied.stderr
+    assert "written into %d job events" % len(wanted) in applied.stdout
+    assert job_event_files(cli_artifacts) == job_event_files(artifacts)
+
+
+def test_apply_command_on_jobs_without_streamed_figures(tmp_path: Path, collections_path: Path) -> None:
+    """A direct job has no figures to apply (and is left as it is); a wrong directory is an error."""
+    pdd = make_job(tmp_path, collections_path, "direct", SMALL)
+    result = ansible_runner.run(private_data_dir=str(pdd), playbook="site.yml", ident="direct", quiet=True)
+    assert result.status == "successful"
+    artifacts = pdd / "artifacts" / "direct"
+    assert not (artifacts / "perfstats" / "profiling_events.json").exists()
+    before = job_event_files(artifacts)
+    done = subprocess.run([str(BIN / "perfstats-runner-apply"), str(artifacts)], capture_output=True, text=True, check=False)
+    assert done.returncode == 0 and "nothing to apply" in done.stdout, done
+    assert job_event_files(artifacts) == before
+    done = subprocess.run(
+        [str(BIN / "perfstats-runner-apply"), str(tmp_path / "nowhere")], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 2 and "no job_events directory" in done.stderr, done

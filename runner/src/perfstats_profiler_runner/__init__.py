@@ -24,7 +24,9 @@ of the collection for the order of things and the worst case).
 A caller's ``event_handler`` runs before plugins, so it sees ``profiling_data``
 only when wrapped with :func:`with_profiling_data`.  On an ``ansible-runner
 worker`` events are streamed before plugins see them: their figures go with
-the final status (``profiling_events``), and :func:`apply_profiling_events`
+the final status (``profiling_events``) and in the worker's artifacts
+(``perfstats/profiling_events.json``, streamed back with them), and
+:func:`apply_profiling_events` (or the ``perfstats-runner-apply`` command)
 writes them into the processing side's job events.
 """
 
@@ -58,6 +60,7 @@ WAIT_ENV = "PERFSTATS_RUNNER_WAIT"
 DEFAULT_WAIT = 2.0
 WAIT_BOUNDS = (0.0, 30.0)
 RUN_SUBDIR = "perfstats"
+EVENTS_FILE = "profiling_events.json"  # in <artifact dir>/perfstats/ of a worker: what profiling_events carries
 DEFAULT_OUTPUT_DIR = os.path.join("~", ".ansible", "perfstats")
 
 log = logging.getLogger("perfstats_profiler_runner")
@@ -262,8 +265,32 @@ def status_handler(config: Any, status_data: dict[str, Any]) -> None:
                 unwritten = job.unwritten()
                 if unwritten:
                     status_data[EVENTS_FIELD] = unwritten
+                    # ansible-runner streams the artifact directory after the final status: the
+                    # file reaches the processing side of a worker even through the CLI.
+                    _write_events_file(job.artifact_dir, unwritten)
     except Exception:  # noqa: BLE001 - a plugin must never break a job
         log.exception("perfstats profiler plugin: status %r", status_data.get("status"))
+
+
+def _write_atomically(path: str, value: Any) -> None:
+    aside = path + ".perfstats-tmp"
+    try:
+        with open(os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", encoding="utf-8") as handle:
+            json.dump(value, handle)
+        os.replace(aside, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(aside)
+        raise
+
+
+def _write_events_file(artifact_dir: str, unwritten: Mapping[str, Any]) -> None:
+    directory = os.path.join(artifact_dir, RUN_SUBDIR)
+    try:
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        _write_atomically(os.path.join(directory, EVENTS_FILE), unwritten)
+    except OSError as exc:
+        log.warning("perfstats profiler plugin: could not write %s in %s: %s", EVENTS_FILE, directory, exc)
 
 
 def event_handler(config: Any, event_data: dict[str, Any]) -> None:
@@ -298,21 +325,26 @@ def with_profiling_data(handler: Callable[[dict[str, Any]], Any] | None = None) 
     return wrapped
 
 
-def apply_profiling_events(artifact_dir: str | os.PathLike[str], status_data: Mapping[str, Any]) -> int:
+def apply_profiling_events(artifact_dir: str | os.PathLike[str], status_data: Mapping[str, Any] | None = None) -> int:
     """Write streamed events' figures into the job events of a processing side.
 
-    ``status_data`` is the final status of a job streamed through
-    ``ansible-runner transmit | worker | process``: the worker's plugin puts
-    every event's ``profiling_data`` there (as ``profiling_events``, by event
-    uuid), since the worker streams events before plugins see them.  Each
+    On an ``ansible-runner worker`` the plugin puts every event's
+    ``profiling_data`` (by event uuid) in the job's final status, as
+    ``profiling_events``, and in ``perfstats/profiling_events.json`` of the
+    worker's artifact directory, which ansible-runner streams back to the
+    processing side.  The figures are taken from ``status_data`` when given,
+    else from that file in ``artifact_dir``.  Each
     ``<artifact_dir>/job_events/<counter>-<uuid>.json`` of those events gets
     its ``event_data.profiling_data``, replaced whole (written aside, then
     renamed).  Returns how many files were updated.
     """
+    base = os.fspath(artifact_dir)
     found = status_data.get(EVENTS_FIELD) if isinstance(status_data, Mapping) else None
+    if status_data is None:
+        found = _read_events_file(base)
     if not isinstance(found, Mapping) or not found:
         return 0
-    events_dir = os.path.join(os.fspath(artifact_dir), "job_events")
+    events_dir = os.path.join(base, "job_events")
     try:
         names = os.listdir(events_dir)
     except OSError:
@@ -324,20 +356,27 @@ def apply_profiling_events(artifact_dir: str | os.PathLike[str], status_data: Ma
         if not dot or ext != "json" or uuid not in found:
             continue
         path = os.path.join(events_dir, name)
-        aside = path + ".perfstats-tmp"
         try:
             with open(path, encoding="utf-8") as handle:
                 event = json.load(handle)
             event.setdefault("event_data", {})[FIELD] = found[uuid]
-            with open(os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", encoding="utf-8") as handle:
-                json.dump(event, handle)
-            os.replace(aside, path)
+            _write_atomically(path, event)
             updated += 1
         except (OSError, ValueError, AttributeError) as exc:
             log.warning("perfstats profiler plugin: could not add profiling_data to %s: %s", path, exc)
-            with contextlib.suppress(OSError):
-                os.unlink(aside)
     return updated
+
+
+def _read_events_file(artifact_dir: str) -> Any:
+    path = os.path.join(artifact_dir, RUN_SUBDIR, EVENTS_FILE)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        log.warning("perfstats profiler plugin: could not read %s: %s", path, exc)
+        return None
 
 
 __all__ = [
@@ -348,5 +387,6 @@ __all__ = [
     "output_bases",
     "FIELD",
     "EVENTS_FIELD",
+    "EVENTS_FILE",
     "WAIT_ENV",
 ]
