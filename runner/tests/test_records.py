@@ -127,3 +127,21 @@ def test_streamed_figures_land_in_the_matching_job_events_only(tmp_path: Path, c
     assert (events / "3-ccc.json").read_text() == "{not json"
     assert "could not add profiling_data" in caplog.text
     assert sorted(p.name for p in events.iterdir()) == ["1-aaa.json", "2-bbb.json", "3-ccc.json"]
+
+
+def test_streamed_figures_are_read_from_the_artifacts_without_a_status(tmp_path: Path, caplog) -> None:
+    from perfstats_profiler_runner import EVENTS_FILE, RUN_SUBDIR, apply_profiling_events
+
+    events = tmp_path / "job_events"
+    events.mkdir()
+    (events / "1-aaa.json").write_text(json.dumps({"uuid": "aaa", "counter": 1, "event_data": {}}))
+    assert apply_profiling_events(tmp_path) == 0  # no file: nothing to do, no complaint
+    assert "could not" not in caplog.text
+    (tmp_path / RUN_SUBDIR).mkdir()
+    figures = tmp_path / RUN_SUBDIR / EVENTS_FILE
+    figures.write_text("{cut short")
+    assert apply_profiling_events(tmp_path) == 0
+    assert "could not read" in caplog.text
+    figures.write_text(json.dumps({"aaa": host(1)}))
+    assert apply_profiling_events(tmp_path) == 1
+    assert json.loads((events / "1-aaa.json").read_text())["event_data"] == {"profiling_data": host(1)}
